@@ -1,0 +1,64 @@
+"""Asking a model a batch of requests: cached, batched, and isolating a request that raises."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from model_adapters import GenerationRequest, VisionLanguageModel
+
+from .cache import AnswerCache, answer_key
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Output:
+    text: str
+    error: str | None = None
+
+
+@dataclass
+class CachedGenerator:
+    """Wraps one model: looks every request up in the cache, generates the misses in one
+    batched call, and stores them. If the batch raises, each miss is retried alone so one bad
+    request costs only itself; its error is returned, not raised, and not cached."""
+
+    model: VisionLanguageModel
+    cache: AnswerCache
+    generation_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model_id(self) -> str:
+        return self.model.model_id
+
+    def __call__(self, requests: Sequence[GenerationRequest]) -> list[Output]:
+        keys = [answer_key(self.model.fingerprint, r, self.generation_kwargs) for r in requests]
+        found = self.cache.get_many(keys)
+        missing: dict[str, GenerationRequest] = {}
+        for key, request in zip(keys, requests):
+            if key not in found:
+                missing.setdefault(key, request)
+        errors: dict[str, str] = {}
+        if missing:
+            generated, errors = self._generate(list(missing.items()))
+            self.cache.put_many((key, self.model_id, text) for key, text in generated.items())
+            found.update(generated)
+        return [Output(found[key]) if key in found else Output("", errors[key]) for key in keys]
+
+    def _generate(self, items: list[tuple[str, GenerationRequest]]) -> tuple[dict[str, str], dict[str, str]]:
+        requests = [request for _, request in items]
+        try:
+            texts = self.model.generate(requests, **self.generation_kwargs)
+            return {key: text for (key, _), text in zip(items, texts)}, {}
+        except Exception as batch_error:  # noqa: BLE001 - any model error is isolated per request
+            logger.warning("%s raised on a batch of %d (%s); retrying one at a time", self.model_id, len(items), batch_error)
+        generated, errors = {}, {}
+        for key, request in items:
+            try:
+                generated[key] = self.model.generate([request], **self.generation_kwargs)[0]
+            except Exception as error:  # noqa: BLE001
+                errors[key] = f"{type(error).__name__}: {error}"
+        return generated, errors

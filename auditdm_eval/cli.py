@@ -1,0 +1,157 @@
+"""``auditdm`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from .config import PRESETS, TINY_NOTICE, AuditConfig
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def add_audit_arguments(parser: argparse.ArgumentParser) -> None:
+    models = parser.add_argument_group("models (registered name, local path or Hub id)")
+    models.add_argument("--target", help="the model being audited")
+    who = models.add_mutually_exclusive_group()
+    who.add_argument("--ensemble", type=_csv, help="reference ensemble, comma-separated (target excluded)")
+    who.add_argument("--reference", help="one reference model: the paper's model-comparison mode")
+    models.add_argument("--auditor", help="the VLM that writes questions, captions and edit commands")
+    models.add_argument("--preset", choices=sorted(PRESETS), help="start from a preset (default: tiny when no models are given)")
+    models.add_argument("--trust-remote-code", action="store_true", default=None)
+    data = parser.add_argument_group("images")
+    data.add_argument("--images", help="folder of images, hf:<hub id or saved dataset>, or skimage:<names>")
+    data.add_argument("--split")
+    data.add_argument("--image-column")
+    data.add_argument("--question-column", help="original questions: used as Q on regenerated/edited images")
+    data.add_argument("--answer-column")
+    data.add_argument("--id-column")
+    data.add_argument("--limit", type=int, help="audit at most this many source images")
+    data.add_argument("--min-image-side", type=int)
+    audit = parser.add_argument_group("audit")
+    audit.add_argument("--mode", dest="modes", type=_csv, help="question, regenerate, edit (comma-separated)")
+    audit.add_argument("--prompt-variant", choices=["auditdm", "baseline"])
+    audit.add_argument("--probes-per-image", type=int)
+    audit.add_argument("--matcher", choices=["exact", "embedding", "judge"])
+    audit.add_argument("--matcher-model", help="embedding model (matcher=embedding) or judge VLM (matcher=judge)")
+    audit.add_argument("--agreement", dest="agreement_rule", choices=["unanimous", "majority"])
+    audit.add_argument("--reward", choices=["binary", "graded"])
+    audit.add_argument("--no-source-questions", dest="use_source_questions", action="store_false", default=None)
+    audit.add_argument("--seed", type=int)
+    render = parser.add_argument_group("renderers (diffusers pipelines: alias, local path or Hub id)")
+    render.add_argument("--regenerate-model")
+    render.add_argument("--edit-model")
+    render.add_argument("--render-size", type=int)
+    render.add_argument("--render-steps", type=int)
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", help="output directory (default ./auditdm-out)")
+    run.add_argument("--overwrite", action="store_true", default=None, help="replace a different run in --out")
+    run.add_argument("--batch-size", type=int, help="source images per batch and per shard")
+    run.add_argument("--model-batch-size", type=int)
+    run.add_argument("--render-batch-size", type=int)
+    run.add_argument("--answer-max-new-tokens", type=int)
+    run.add_argument("--auditor-max-new-tokens", type=int)
+    run.add_argument("--dtype", choices=["auto", "float32", "float16", "bfloat16"])
+    run.add_argument("--device")
+    run.add_argument("--cache-dir", help="answer/render cache (default $AUDITDM_HOME/cache, shared by runs)")
+    run.add_argument("--no-cache", action="store_true", default=None)
+    run.add_argument("--no-progress", dest="show_progress", action="store_false", default=None)
+
+
+def config_from_args(args: argparse.Namespace) -> tuple[AuditConfig, bool]:
+    """The config the arguments describe, and whether the embedded tiny default was chosen."""
+    given_models = any(getattr(args, name) for name in ("target", "ensemble", "reference", "auditor"))
+    preset_name = args.preset or (None if given_models else "tiny")
+    preset = dict(PRESETS.get(preset_name, {}))
+    references = args.ensemble or ([args.reference] if args.reference else None)
+    base = AuditConfig(
+        target=preset.pop("target", ""),
+        references=preset.pop("references", []),
+        auditor=preset.pop("auditor", ""),
+        images=preset.pop("images", ""),
+        out="auditdm-out",
+        **preset,
+    )
+    overrides = {
+        name: getattr(args, name, None)
+        for name in AuditConfig.__dataclass_fields__
+        if name not in {"references"} and getattr(args, name, None) is not None
+    }
+    config = base.with_overrides(references=references, **overrides)
+    missing = [flag for flag, value in (("--target", config.target), ("--auditor", config.auditor), ("--images", config.images)) if not value]
+    if missing:
+        raise SystemExit(f"auditdm audit: missing {', '.join(missing)} (or pass --preset, or no model arguments for the tiny demo)")
+    return config, preset_name == "tiny"
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .runner import ConfigError, run_audit
+    from .store import RunMismatchError
+
+    console = Console(stderr=True)
+    config, is_tiny = config_from_args(args)
+    if is_tiny:
+        console.print(f"[bold yellow]{TINY_NOTICE}[/]")
+    try:
+        result = run_audit(config)
+    except (ConfigError, RunMismatchError, ValueError) as error:
+        console.print(f"[bold red]error:[/] {error}")
+        return 2
+    print_summary(result, console)
+    return 0
+
+
+def print_summary(result, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"audit of {result.summary['config']['target']} -> {result.out}")
+    for column in ("mode", "probes", "ensemble agrees", "failures", "failure rate"):
+        table.add_column(column)
+    for mode, row in sorted(result.summary["per_mode"].items()):
+        table.add_row(mode, str(row["probes"]), str(row["ensemble_agrees"]), str(row["failures"]), f"{row['failure_rate']:.1%}")
+    console.print(table)
+    stats = result.stats
+    console.print(
+        f"wrote {stats.written} probes in {len(stats.shards)} shard(s); {stats.skipped_done} already on disk"
+        f"{' (resumed)' if result.resumed else ''}; {result.summary['issues']} issue(s) in issues.jsonl; "
+        f"answer cache: {result.answer_cache_hits} hits, {result.answer_cache_misses} misses"
+    )
+    console.print(f"read it back: datasets.load_dataset('parquet', data_dir='{result.out}/data', split='train')")
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from model_adapters import list_models
+
+    for spec in list_models():
+        print(f"{spec.name:24s} {spec.path or '(built locally)':40s} {spec.description}")
+    return 0
+
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None, Callable[[argparse.Namespace], int]]] = {
+    "audit": ("discover target failures: auditor -> renderer -> answerers -> judge", add_audit_arguments, cmd_audit),
+    "models": ("list registered model names", None, cmd_models),
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="auditdm", description="AuditDM: audit VLMs for capability gaps")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, add_arguments, handler) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text)
+        if add_arguments:
+            add_arguments(command)
+        command.set_defaults(handler=handler)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The generic transformers backend: ``AutoProcessor`` + ``AutoModelForImageTextToText``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .families import prompt_format_for
+from .protocol import GenerationRequest
+
+DEFAULT_GENERATION = {"max_new_tokens": 32, "do_sample": False}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class ModelLoadError(RuntimeError):
+    pass
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; choose auto or one of: {', '.join(DTYPES)}") from None
+
+
+def local_fingerprint(path: Path) -> str:
+    """Identity of a local checkpoint: its config and the names, sizes and mtimes of its weights."""
+    digest = hashlib.sha256()
+    config = path / "config.json"
+    if config.exists():
+        digest.update(config.read_bytes())
+    for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        stat = weights.stat()
+        digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]
+
+
+class TransformersVLM:
+    """Any image-text-to-text checkpoint on the Hub or on disk, with per-family prompt formats.
+
+    Requests are generated in left-padded batches of ``batch_size``. ``model_id`` defaults to
+    the name or path given; pass a stable name when a local path may move.
+    """
+
+    def __init__(
+        self,
+        name_or_path: str,
+        *,
+        model_id: str | None = None,
+        revision: str | None = None,
+        dtype: str = "auto",
+        device: str = "auto",
+        batch_size: int = 8,
+        trust_remote_code: bool = False,
+        attn_implementation: str | None = None,
+        generation_kwargs: dict[str, Any] | None = None,
+    ):
+        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+        self.name_or_path = str(name_or_path)
+        self.model_id = model_id or self.name_or_path
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        self.batch_size = batch_size
+        self.generation_kwargs = {**DEFAULT_GENERATION, **(generation_kwargs or {})}
+        common = {"revision": revision, "trust_remote_code": trust_remote_code}
+        try:
+            config = AutoConfig.from_pretrained(self.name_or_path, **common)
+            self.processor = AutoProcessor.from_pretrained(self.name_or_path, **common)
+            model_kwargs: dict[str, Any] = {"dtype": self.dtype, **common}
+            if attn_implementation:
+                model_kwargs["attn_implementation"] = attn_implementation
+            self.model = AutoModelForImageTextToText.from_pretrained(self.name_or_path, **model_kwargs)
+        except OSError as error:
+            raise ModelLoadError(
+                f"could not load model {self.name_or_path!r}: {error}\n"
+                "If it is a Hub id, this machine may not reach the Hub: download it where the Hub is "
+                "reachable (`hf download <id>`) into the Hugging Face cache, or pass a local path "
+                "written by save_pretrained."
+            ) from error
+        except ValueError as error:
+            raise ModelLoadError(
+                f"could not load model {self.name_or_path!r} as an image-text-to-text model: {error}\n"
+                "Custom architectures need --trust-remote-code; text-only models cannot answer images."
+            ) from error
+        self.model.to(self.device).eval()
+        self.model_type = config.model_type
+        self.prompt_format = prompt_format_for(self.model_type)
+        tokenizer = getattr(self.processor, "tokenizer", None)
+        if tokenizer is not None:
+            tokenizer.padding_side = "left"  # save_pretrained does not always keep it
+            if tokenizer.pad_token is None:
+                tokenizer.pad_token = tokenizer.eos_token
+        self.fingerprint = self._fingerprint(config, revision)
+
+    def _fingerprint(self, config: Any, revision: str | None) -> str:
+        path = Path(self.name_or_path)
+        weights = local_fingerprint(path) if path.is_dir() else getattr(config, "_commit_hash", None) or revision
+        identity = {
+            "model": self.name_or_path if not path.is_dir() else "local",
+            "weights": weights,
+            "dtype": str(self.dtype),
+            "format": type(self.prompt_format).__name__,
+        }
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
+
+    def generate(self, requests: Sequence[GenerationRequest], **generation_kwargs: Any) -> list[str]:
+        kwargs = {**self.generation_kwargs, **generation_kwargs}
+        outputs: list[str] = []
+        for start in range(0, len(requests), self.batch_size):
+            outputs.extend(self._generate_batch(requests[start : start + self.batch_size], kwargs))
+        return outputs
+
+    def _generate_batch(self, requests: Sequence[GenerationRequest], kwargs: dict[str, Any]) -> list[str]:
+        inputs = self.processor(**self.prompt_format.processor_inputs(self.processor, requests))
+        inputs = inputs.to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        seed = kwargs.pop("seed", None)
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            generated = self.model.generate(**inputs, **kwargs)
+        new_tokens = generated[:, inputs["input_ids"].shape[1] :]
+        return [text.strip() for text in self.processor.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def __repr__(self) -> str:
+        return f"TransformersVLM({self.model_id!r}, family={self.model_type!r}, device={self.device!r})"
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
