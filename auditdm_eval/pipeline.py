@@ -141,27 +141,36 @@ class AuditPipeline:
     def _pending(self, images: Sequence[SourceImage], done: set[str]) -> tuple[list[Pending], int]:
         pending, skipped = [], 0
         for source in images:
-            sha = source.image_sha
             for mode in self.modes:
                 for sample in range(self.probes_per_image):
-                    probe_id = content_key(source=source.source_id, image=sha, mode=mode, sample=sample)[:20]
-                    if probe_id in done:
+                    item = self.pending_for(source, mode, sample)
+                    if item.probe_id in done:
                         skipped += 1
-                        continue
-                    seed = int(content_key(seed=self.seed, probe=probe_id)[:8], 16)
-                    pending.append(Pending(source, sha, mode, sample, probe_id, seed))
+                    else:
+                        pending.append(item)
         return pending, skipped
 
     # -- stages -------------------------------------------------------------------------------
-    def make_probes(self, mode: str, pending: list[Pending]) -> tuple[list[Probe], list[Issue]]:
-        """Auditor (+ renderer) stage: turn pending items of one mode into probes."""
+    def make_probes(
+        self, mode: str, pending: list[Pending], auditor_texts: Sequence[Output] | None = None
+    ) -> tuple[list[Probe], list[Issue]]:
+        """Auditor (+ renderer) stage: turn pending items of one mode into probes.
+
+        ``auditor_texts`` supplies the auditor's output per item (the question in question mode,
+        the caption or edit command otherwise) instead of generating it: the RL reward passes the
+        policy's completions here.
+        """
         spec = MODES[mode]
         issues: list[Issue] = []
         if spec.auditor_writes is None:
             for item in pending:
                 item.image, item.image_sha = item.source.image, item.source_sha
+            if auditor_texts is not None:
+                for item, text in self._keep_ok(pending, list(auditor_texts), mode, "auditor:question", issues):
+                    item.question = text
+                pending = [item for item in pending if item.question]
         else:
-            pending = self._alter_images(mode, spec.auditor_writes, pending, issues)
+            pending = self._alter_images(mode, spec.auditor_writes, pending, issues, auditor_texts)
         pending = self._write_questions(mode, pending, issues)
         probes = [
             Probe(
@@ -185,8 +194,12 @@ class AuditPipeline:
         ]
         return probes, issues
 
-    def _alter_images(self, mode: str, kind: str, pending: list[Pending], issues: list[Issue]) -> list[Pending]:
-        texts = self.auditor.write(kind, [p.source.image for p in pending], [p.source_sha for p in pending], [p.seed for p in pending])
+    def _alter_images(
+        self, mode: str, kind: str, pending: list[Pending], issues: list[Issue], given: Sequence[Output] | None
+    ) -> list[Pending]:
+        texts = list(given) if given is not None else self.auditor.write(
+            kind, [p.source.image for p in pending], [p.source_sha for p in pending], [p.seed for p in pending]
+        )
         kept = self._keep_ok(pending, texts, mode, f"auditor:{kind}", issues)
         for item, text in kept:
             if kind == "caption":
@@ -222,6 +235,8 @@ class AuditPipeline:
     def _write_questions(self, mode: str, pending: list[Pending], issues: list[Issue]) -> list[Pending]:
         ask = []
         for item in pending:
+            if item.question:
+                continue
             if mode != "question" and self.use_source_questions and item.source.question:
                 item.question, item.question_origin = item.source.question, "dataset"  # (Q, I*)
             else:
@@ -231,6 +246,11 @@ class AuditPipeline:
             for item, text in self._keep_ok(ask, questions, mode, "auditor:question", issues):
                 item.question = text
         return [item for item in pending if item.question]
+
+    def pending_for(self, source: SourceImage, mode: str, sample: int = 0) -> Pending:
+        sha = source.image_sha
+        probe_id = content_key(source=source.source_id, image=sha, mode=mode, sample=sample)[:20]
+        return Pending(source, sha, mode, sample, probe_id, int(content_key(seed=self.seed, probe=probe_id)[:8], 16))
 
     @staticmethod
     def _keep_ok(items: list[Pending], outputs: list[Output], mode: str, stage: str, issues: list[Issue]) -> list[tuple[Pending, str]]:

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny random checkpoints, built once per test session, loaded from disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def auditdm_home(tmp_path_factory) -> Path:
+    """AUDITDM_HOME for the session: tiny checkpoints are built here once and reused by every test."""
+    home = Path(os.environ.get("AUDITDM_TEST_HOME") or tmp_path_factory.mktemp("auditdm_home"))
+    old = os.environ.get("AUDITDM_HOME")
+    os.environ["AUDITDM_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("AUDITDM_HOME", None)
+    else:
+        os.environ["AUDITDM_HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def tiny_paths(auditdm_home) -> dict[str, Path]:
+    from model_adapters import resolve
+    from model_adapters.registry import tiny_root
+    from model_adapters import tiny
+
+    names = ["tiny-gemma3", "tiny-gemma3-seed1", "tiny-paligemma2", "tiny-qwen2.5-vl"]
+    paths = {name: Path(resolve(name)[0]) for name in names}
+    paths["tiny-flux"] = tiny.ensure_tiny("tiny-flux", tiny_root())
+    paths["tiny-flux-kontext"] = tiny.ensure_tiny("tiny-flux-kontext", tiny_root())
+    # the same weights under a second name: an ensemble of two identical models always agrees
+    twin = auditdm_home / "twin-gemma3"
+    if not twin.exists():
+        shutil.copytree(paths["tiny-gemma3-seed1"], twin)
+    paths["twin-gemma3"] = twin
+    return paths
+
+
+def photo(seed: int, size=(64, 48)) -> Image.Image:
+    """A smooth random picture (gradients plus blobs), distinct per seed."""
+    rng = np.random.default_rng(seed)
+    h, w = size[1], size[0]
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([(xx * rng.uniform(1, 4) + yy * rng.uniform(1, 4) + rng.uniform(0, 255)) % 255 for _ in range(3)], -1)
+    return Image.fromarray(base.astype(np.uint8))
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        photo(i, (64 + 8 * i, 48)).save(folder / f"img{i}.png")
+    return folder
