@@ -94,7 +94,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from .runner import ConfigError, run_audit
     from .store import RunMismatchError
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     config, is_tiny = config_from_args(args)
     if is_tiny:
         console.print(f"[bold yellow]{TINY_NOTICE}[/]")
@@ -122,7 +122,7 @@ def print_summary(result, console) -> None:
         f"{' (resumed)' if result.resumed else ''}; {result.summary['issues']} issue(s) in issues.jsonl; "
         f"answer cache: {result.answer_cache_hits} hits, {result.answer_cache_misses} misses"
     )
-    console.print(f"read it back: datasets.load_dataset('parquet', data_dir='{result.out}/data', split='train')")
+    console.print(f"read it back: datasets.load_dataset('parquet', data_dir='{result.out}/data', split='test')")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -150,7 +150,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         command.set_defaults(handler=handler)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        quiet_libraries()
     return args.handler(args)
+
+
+def quiet_libraries() -> None:
+    """Keep the run's own progress bar; hide the libraries' per-load and per-shard bars and info logs."""
+    import datasets
+    import diffusers
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
 
 
 if __name__ == "__main__":

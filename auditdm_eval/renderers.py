@@ -82,7 +82,7 @@ class DiffusersRenderer:
         device = resolve_device(self.settings.device)
         dtype = resolve_dtype(self.settings.dtype, device)
         try:
-            self.pipe = diffusers.DiffusionPipeline.from_pretrained(name_or_path, torch_dtype=dtype)
+            self.pipe = diffusers.DiffusionPipeline.from_pretrained(name_or_path, dtype=dtype)
         except (OSError, ValueError) as error:
             raise RuntimeError(
                 f"could not load the {self.kind} pipeline {name_or_path!r}: {error}\nPass a Hub id that is in "

@@ -39,7 +39,7 @@ def test_all_three_modes_write_the_full_schema(tiny_paths, tmp_path, image_folde
     dataset = load_audit(result.out)
     assert dataset.features == FEATURES
     assert dataset.num_rows + result.summary["issues"] == 9
-    rows = dataset.to_list()
+    rows = list(dataset)
     by_mode = {mode: [r for r in rows if r["mode"] == mode] for mode in ("question", "regenerate", "edit")}
     assert all(by_mode.values()), f"every mode produced probes: { {k: len(v) for k, v in by_mode.items()} }"
     for row in by_mode["question"]:
@@ -63,7 +63,7 @@ def test_failure_flag_follows_the_ensemble_and_the_target(tiny_paths, tmp_path, 
     exactly the probes where the target's normalised answer differs from theirs."""
     twin = str(tiny_paths["twin-gemma3"])
     result = run_audit(config(tmp_path, image_folder, references=["tiny-gemma3-seed1", twin]))
-    rows = load_audit(result.out).to_list()
+    rows = list(load_audit(result.out))
     assert rows
     for row in rows:
         refs = row["reference_answers_normalized"]
@@ -76,7 +76,7 @@ def test_failure_flag_follows_the_ensemble_and_the_target(tiny_paths, tmp_path, 
 
 def test_model_comparison_mode_with_one_reference(tiny_paths, tmp_path, image_folder):
     result = run_audit(config(tmp_path, image_folder, references=["tiny-qwen2.5-vl"]))
-    for row in load_audit(result.out).to_list():
+    for row in list(load_audit(result.out)):
         assert row["agreement"] == (1.0 if row["reference_answers_normalized"][0] else 0.0)
         assert row["consensus_answer"] == (row["reference_answers"][0] or None)
 
@@ -165,7 +165,7 @@ def test_a_model_that_raises_costs_only_its_probes(tiny_paths, tmp_path, image_f
     original = runner.ModelPool.get
     monkeypatch.setattr(runner.ModelPool, "get", lambda self, name: Flaky(original(self, name)) if name == "tiny-qwen2.5-vl" else original(self, name))
     result = run_audit(config(tmp_path, image_folder))
-    rows = load_audit(result.out).to_list()
+    rows = list(load_audit(result.out))
     assert len(rows) == 3
     failed = [r for r in rows if r["source_id"] == "img0.png"][0]  # 64 px wide: the flaky model raises
     assert failed["ensemble_agrees"] is False and failed["is_failure"] is False
@@ -191,7 +191,7 @@ def test_source_questions_are_used_on_altered_images(tiny_paths, tmp_path):
     ds = datasets.Dataset.from_dict({"image": [photo(5), photo(6)], "question": ["what colour is the sky?", "is it raining?"]})
     ds.save_to_disk(str(tmp_path / "pool"))
     result = run_audit(config(tmp_path, f"hf:{tmp_path / 'pool'}", modes=["edit"], question_column="question"))
-    rows = load_audit(result.out).to_list()
+    rows = list(load_audit(result.out))
     assert [r["question"] for r in rows] == ["what colour is the sky?", "is it raining?"]
     assert all(r["question_origin"] == "dataset" and r["edit_command"] for r in rows)
 
