@@ -7,6 +7,7 @@ a distributed map over batches, and the RL reward function (:mod:`auditdm_eval.r
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -70,6 +71,7 @@ class RunStats:
     issues: int = 0
     failures: int = 0
     shards: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # wall time of the audit loop, model loading excluded
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -105,6 +107,7 @@ class AuditPipeline:
     # -- the loop -----------------------------------------------------------------------------
     def run(self, sources: Iterable[SourceItem], total: int | None = None) -> RunStats:
         stats = RunStats()
+        started = time.perf_counter()
         done = self.store.done_probe_ids()
         progress = tqdm(total=total, unit="image", desc="audit", disable=not self.show_progress)
         for chunk in batched(sources, self.batch_size):
@@ -121,6 +124,7 @@ class AuditPipeline:
             progress.update(len(chunk))
             progress.set_postfix(probes=stats.written, failures=stats.failures, resumed=stats.skipped_done)
         progress.close()
+        stats.seconds = time.perf_counter() - started
         return stats
 
     def process(self, chunk: Sequence[SourceItem], done: set[str] = frozenset()) -> tuple[list[AuditRecord], list[Issue], int]:
@@ -189,6 +193,7 @@ class AuditPipeline:
                 renderer_id=self.renderers[mode].renderer_id if mode in self.renderers else "identity",
                 source_question=item.source.question,
                 source_answer=item.source.answer,
+                source_encoded=item.source.encoded,
             )
             for item in pending
         ]

@@ -25,6 +25,7 @@ class SourceImage:
     image: Image.Image
     question: str | None = None  # an original question, when the pool has one
     answer: str | None = None  # its ground-truth answer, when the pool has one
+    encoded: bytes | None = None  # the file's own bytes, stored as they are instead of re-encoding
 
     @property
     def image_sha(self) -> str:
@@ -50,6 +51,7 @@ class Probe:
     renderer_id: str = "identity"
     source_question: str | None = None
     source_answer: str | None = None
+    source_encoded: bytes | None = None
 
     @property
     def image_sha(self) -> str:
@@ -102,8 +104,9 @@ class AuditRecord:
             "run_id": self.run_id,
             "source_id": p.source_id,
             "mode": p.mode,
-            "image": p.image,
-            "source_image": p.source_image,
+            "image": _image_cell(p.image, p.source_encoded if p.provenance == "original" else None),
+            # null when the probe image is the original: stored once, under "image"
+            "source_image": None if p.provenance == "original" else _image_cell(p.source_image, p.source_encoded),
             "image_sha256": p.image_sha,
             "question": p.question,
             "provenance": p.provenance,
@@ -169,6 +172,11 @@ FEATURES = datasets.Features(
     }
 )
 
+
+
+def _image_cell(image: Image.Image, encoded: bytes | None) -> Image.Image | dict[str, Any]:
+    """An ``Image`` feature value: the file's own bytes when known (no re-encoding), else the image."""
+    return {"bytes": encoded, "path": None} if encoded is not None else image
 
 
 def image_sha256(image: Image.Image) -> str:

@@ -6,6 +6,7 @@ the fix, and the run goes on without them.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,14 +45,23 @@ class SourceOptions:
 SourceItem = SourceImage | SourceIssue
 
 
-def _check(source_id: str, image: Image.Image, min_side: int) -> SourceItem:
+def _check(source_id: str, image: Image.Image, min_side: int, encoded: bytes | None = None) -> SourceItem:
     if min(image.size) < min_side:
         return SourceIssue(
             source_id,
             f"image is {image.width}x{image.height} px, smaller than {min_side} px on a side",
             f"drop it or upscale it, or lower --min-image-side (now {min_side})",
         )
-    return SourceImage(source_id, image.convert("RGB"))
+    return SourceImage(source_id, image.convert("RGB"), encoded=encoded)
+
+
+def _decode(source_id: str, data: bytes, min_side: int) -> SourceItem:
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            return _check(source_id, opened, min_side, encoded=data)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        return SourceIssue(source_id, f"cannot read image ({error})", "replace or remove the file")
 
 
 def from_folder(folder: Path, options: SourceOptions) -> Iterator[SourceItem]:
@@ -59,15 +69,7 @@ def from_folder(folder: Path, options: SourceOptions) -> Iterator[SourceItem]:
     if not files:
         raise ValueError(f"no images found in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     for path in files[: options.limit]:
-        source_id = path.relative_to(folder).as_posix()
-        try:
-            with Image.open(path) as opened:
-                opened.load()
-                item = _check(source_id, opened, options.min_side)
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            yield SourceIssue(source_id, f"cannot read image ({error})", "replace or remove the file")
-            continue
-        yield item
+        yield _decode(path.relative_to(folder).as_posix(), path.read_bytes(), options.min_side)
 
 
 def from_skimage(names: list[str], options: SourceOptions) -> Iterator[SourceItem]:
@@ -106,20 +108,24 @@ def _pick_image_column(dataset: Any, wanted: str | None) -> str:
 
 
 def from_hf_dataset(spec: str, options: SourceOptions) -> Iterator[SourceItem]:
+    import datasets
+
     dataset = _load_hf_dataset(spec, options.split)
     image_column = _pick_image_column(dataset, options.image_column)
     for column in (options.question_column, options.answer_column, options.id_column):
         if column and column not in dataset.column_names:
             raise ValueError(f"column {column!r} not in dataset columns {dataset.column_names}")
     count = len(dataset) if options.limit is None else min(options.limit, len(dataset))
+    dataset = dataset.cast_column(image_column, datasets.Image(decode=False))  # keep the stored bytes
     for index in range(count):
         row = dataset[index]
         source_id = str(row[options.id_column]) if options.id_column else f"{options.split}:{index}"
-        image = row[image_column]
-        if not isinstance(image, Image.Image):
-            yield SourceIssue(source_id, f"column {image_column!r} holds {type(image).__name__}, not an image", "pass --image-column")
+        cell = row[image_column] or {}
+        data = cell.get("bytes") or (Path(cell["path"]).read_bytes() if cell.get("path") else None)
+        if data is None:
+            yield SourceIssue(source_id, f"column {image_column!r} holds no image", "fill it or drop the row")
             continue
-        item = _check(source_id, image, options.min_side)
+        item = _decode(source_id, data, options.min_side)
         if isinstance(item, SourceImage):
             item.question = row[options.question_column] if options.question_column else None
             answer = row[options.answer_column] if options.answer_column else None

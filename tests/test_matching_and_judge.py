@@ -93,3 +93,19 @@ def test_graded_reward_scales_with_agreement():
 def test_unknown_agreement_rule():
     with pytest.raises(ValueError, match="majority"):
         Judge(ExactMatcher(), "most")
+
+
+def test_judge_matcher_asks_a_real_model_only_when_exact_match_fails(tiny_paths):
+    from model_adapters import load_model
+
+    from auditdm_eval.matching import JudgeMatcher
+
+    adapter = load_model("tiny-gemma3")
+    calls = []
+    original = adapter.generate
+    adapter.generate = lambda requests, **kw: calls.append(len(requests)) or original(requests, **kw)
+    matcher = JudgeMatcher(adapter)
+    result = matcher.same([("Two", "2"), ("a cat", "a kitten"), ("", "dog")], questions=["q"] * 3)
+    assert result[0] is True and result[2] is False
+    assert isinstance(result[1], bool)
+    assert calls == [1], "only the pair that exact match could not settle reaches the judge"

@@ -2,6 +2,8 @@
 
 import json
 
+import datasets
+
 import pytest
 from PIL import Image
 
@@ -44,9 +46,15 @@ def test_all_three_modes_write_the_full_schema(tiny_paths, tmp_path, image_folde
     assert all(by_mode.values()), f"every mode produced probes: { {k: len(v) for k, v in by_mode.items()} }"
     for row in by_mode["question"]:
         assert row["provenance"] == "original" and row["caption"] is None
-        assert row["image"].size == row["source_image"].size
+        assert row["source_image"] is None, "an original image is stored once, under image"
+    originals = {p.name: p.read_bytes() for p in image_folder.iterdir()}
+    raw = load_audit(result.out).cast_column("image", datasets.Image(decode=False))
+    for row in raw:
+        if row["mode"] == "question":
+            assert row["image"]["bytes"] == originals[row["source_id"]], "the file's own bytes, not a re-encoding"
     for row in by_mode["regenerate"]:
         assert row["provenance"] == "regenerated" and row["caption"] and row["image"].size == (32, 32)
+        assert row["source_image"].size == Image.open(image_folder / row["source_id"]).size
         assert row["renderer_id"] == "tiny-flux"
     for row in by_mode["edit"]:
         assert row["provenance"] == "edited" and row["edit_command"] and row["image"].size == (32, 32)

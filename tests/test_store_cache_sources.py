@@ -1,4 +1,3 @@
-import json
 
 import datasets
 import numpy as np
@@ -7,7 +6,6 @@ from PIL import Image
 
 from auditdm_eval.answering import CachedGenerator
 from auditdm_eval.cache import AnswerCache, RenderCache, answer_key
-from auditdm_eval.matching import normalize_answer
 from auditdm_eval.records import FEATURES, Answer, AuditRecord, Probe, Verdict, image_sha256
 from auditdm_eval.sources import SourceImage, SourceIssue, SourceOptions, iter_sources
 from auditdm_eval.store import AuditStore, Issue, RunMismatchError, load_audit, summarize

@@ -1,0 +1,63 @@
+"""Renderers over tiny random Flux / Flux-Kontext pipelines loaded from disk."""
+
+import pytest
+
+from auditdm_eval.cache import RenderCache
+from auditdm_eval.records import image_sha256
+from auditdm_eval.renderers import CachedRenderer, EditRenderer, IdentityRenderer, RegenerateRenderer, RenderSettings
+from conftest import photo
+
+SETTINGS = RenderSettings(height=32, width=32, num_inference_steps=2, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def regenerate(tiny_paths):
+    return RegenerateRenderer(str(tiny_paths["tiny-flux"]), SETTINGS)
+
+
+@pytest.fixture(scope="module")
+def edit(tiny_paths):
+    return EditRenderer(str(tiny_paths["tiny-flux-kontext"]), SETTINGS)
+
+
+def test_regenerate_renders_each_caption_deterministically_by_seed(regenerate):
+    captions = ["a red car on a road", "two dogs under a tree", "a red car on a road"]
+    images = regenerate.render([photo(0)] * 3, captions, [1, 2, 1])
+    assert [image.size for image in images] == [(32, 32)] * 3
+    assert image_sha256(images[0]) == image_sha256(images[2]), "same caption and seed, same image (across batches)"
+    assert image_sha256(images[0]) != image_sha256(images[1])
+    assert image_sha256(regenerate.render([photo(0)], captions[:1], [3])[0]) != image_sha256(images[0])
+
+
+def test_edit_renders_at_the_requested_size_from_any_source_size(edit):
+    images = edit.render([photo(1, (96, 64)), photo(2, (40, 40))], ["make the car blue", "add a hat"], [0, 0])
+    assert [image.size for image in images] == [(32, 32), (32, 32)]
+    again = edit.render([photo(1, (96, 64))], ["make the car blue"], [0])
+    assert image_sha256(again[0]) == image_sha256(images[0])
+
+
+def test_render_cache_skips_rendering_what_is_on_disk(regenerate, tmp_path):
+    calls = []
+
+    class Counting:
+        renderer_id, fingerprint = regenerate.renderer_id, regenerate.fingerprint
+
+        def render(self, sources, texts, seeds):
+            calls.append(list(texts))
+            return regenerate.render(sources, texts, seeds)
+
+    cached = CachedRenderer(Counting(), RenderCache(tmp_path))
+    first = cached.render([photo(0), photo(1)], ["a cat", "a dog"], [0, 0])
+    second = cached.render([photo(0), photo(1), photo(2)], ["a cat", "a dog", "a bus"], [0, 0, 0])
+    assert calls == [["a cat", "a dog"], ["a bus"]]
+    assert [image_sha256(i) for i in second[:2]] == [image_sha256(i) for i in first]
+
+
+def test_identity_keeps_the_image():
+    image = photo(4)
+    assert IdentityRenderer().render([image], ["ignored"], [0])[0] is image
+
+
+def test_missing_pipeline_says_what_to_pass(tmp_path):
+    with pytest.raises(RuntimeError, match="DiffusionPipeline.save_pretrained"):
+        RegenerateRenderer(str(tmp_path / "nothing-here"), SETTINGS)
