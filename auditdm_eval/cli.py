@@ -133,9 +133,39 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_write_tasks_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="audit output directory, saved dataset, or Hub dataset id")
+    parser.add_argument("--name", help="task name suffix: tasks are auditdm_<name>[_<failure type>] (default: the folder name)")
+    parser.add_argument("--tasks-dir", help="where to write (default: `auditdm tasks-dir`)")
+    parser.add_argument("--max-new-tokens", type=int, help="answer length (default: the audit's, else 16)")
+
+
+def cmd_write_tasks(args: argparse.Namespace) -> int:
+    from .harness.lmms_eval_tasks import default_tasks_dir, write_tasks
+
+    written = write_tasks(args.dataset, args.tasks_dir or default_tasks_dir(), args.name, max_new_tokens=args.max_new_tokens)
+    print(f"wrote {written.directory}")
+    print(f"  task:  {written.task}")
+    for failure_type, task in written.type_tasks.items():
+        print(f"  type:  {task}  ({failure_type})")
+    if written.group:
+        print(f"  group: {written.group}")
+    print(f"run: lmms-eval --model auditdm --model_args pretrained=<model> --tasks {written.task} --include_path {written.directory.parent}")
+    return 0
+
+
+def cmd_tasks_dir(args: argparse.Namespace) -> int:
+    from .harness.lmms_eval_tasks import default_tasks_dir
+
+    print(default_tasks_dir())
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None, Callable[[argparse.Namespace], int]]] = {
     "audit": ("discover target failures: auditor -> renderer -> answerers -> judge", add_audit_arguments, cmd_audit),
     "models": ("list registered model names", None, cmd_models),
+    "write-tasks": ("write lmms-eval auditdm_* task YAMLs for an audited dataset", add_write_tasks_arguments, cmd_write_tasks),
+    "tasks-dir": ("print the default lmms-eval --include_path for written tasks", None, cmd_tasks_dir),
 }
 
 
