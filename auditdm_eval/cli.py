@@ -161,10 +161,38 @@ def cmd_tasks_dir(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", default="paper16", help="paper16, paligemma8 or gemma8")
+    parser.add_argument("--model", required=True, help="registered name, local path or Hub id")
+    parser.add_argument("--harness", choices=["lmms-eval", "vlmeval"], default="lmms-eval")
+    parser.add_argument("--benchmarks", type=_csv, help="only these benchmarks of the suite (comma-separated)")
+    parser.add_argument("--out", default="eval-results", help="the harness's output directory")
+    parser.add_argument("--limit", type=int, help="at most this many items per benchmark")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--plan", action="store_true", help="print the benchmark -> harness name mapping and stop")
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .harness.run_eval import EvalRequest, run_eval
+    from .harness.suite import plan_suite
+
+    if args.plan:
+        print(plan_suite(args.suite, args.harness, args.benchmarks).describe())
+        return 0
+    request = EvalRequest(args.suite, args.model, args.harness, Path(args.out), args.benchmarks, args.limit, args.batch_size, args.device, args.dtype)
+    _, code = run_eval(request)
+    return code
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None, Callable[[argparse.Namespace], int]]] = {
     "audit": ("discover target failures: auditor -> renderer -> answerers -> judge", add_audit_arguments, cmd_audit),
     "models": ("list registered model names", None, cmd_models),
     "write-tasks": ("write lmms-eval auditdm_* task YAMLs for an audited dataset", add_write_tasks_arguments, cmd_write_tasks),
+    "eval": ("run a benchmark suite (paper16) through lmms-eval or VLMEvalKit with our adapters", add_eval_arguments, cmd_eval),
     "tasks-dir": ("print the default lmms-eval --include_path for written tasks", None, cmd_tasks_dir),
 }
 
