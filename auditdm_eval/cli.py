@@ -171,6 +171,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--local-data", action="store_true", help="vlmeval: use the TSVs in $LMUData as they are (no md5 check, no download)")
     parser.add_argument("--plan", action="store_true", help="print the benchmark -> harness name mapping and stop")
 
 
@@ -183,7 +184,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.plan:
         print(plan_suite(args.suite, args.harness, args.benchmarks).describe())
         return 0
-    request = EvalRequest(args.suite, args.model, args.harness, Path(args.out), args.benchmarks, args.limit, args.batch_size, args.device, args.dtype)
+    request = EvalRequest(
+        args.suite, args.model, args.harness, Path(args.out), args.benchmarks, args.limit,
+        args.batch_size, args.device, args.dtype, args.local_data,
+    )
     _, code = run_eval(request)
     return code
 

@@ -46,3 +46,23 @@ def place_hub_dataset(cache_dir: Path, repo_id: str, splits: dict[str, datasets.
         arrow.rename(arrow.with_name(arrow.name.replace(builder_name, snake, 1)))
     shutil.rmtree(cache_dir / "_staging", ignore_errors=True)
     return final
+
+
+def place_lmudata_tsv(root: Path, name: str, rows: list[dict]) -> Path:
+    """Write a VLMEvalKit TSV (images as base64 PNG) where VLMEvalKit looks: $LMUData/<name>.tsv."""
+    import base64
+    import io
+
+    import pandas as pd
+
+    records = []
+    for row in rows:
+        record = dict(row)
+        buffer = io.BytesIO()
+        record["image"].save(buffer, format="PNG")
+        record["image"] = base64.b64encode(buffer.getvalue()).decode()
+        records.append(record)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{name}.tsv"
+    pd.DataFrame(records).to_csv(path, sep="\t", index=False)
+    return path

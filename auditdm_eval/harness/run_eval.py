@@ -21,6 +21,7 @@ class EvalRequest:
     batch_size: int = 8
     device: str = "auto"
     dtype: str = "auto"
+    local_data: bool = False  # vlmeval: use TSVs already in $LMUData as they are
 
 
 def lmms_eval_command(request: EvalRequest, plan: SuitePlan) -> list[str]:
@@ -51,6 +52,8 @@ def vlmeval_command(request: EvalRequest, plan: SuitePlan) -> list[str]:
     ]
     if request.limit:
         command += ["--limit", str(request.limit)]
+    if request.local_data:
+        command.append("--local-data")
     return command
 
 

@@ -1,0 +1,112 @@
+"""An audited dataset as a VLMEvalKit dataset, with its own ``evaluate``.
+
+Each probe the reference ensemble agreed on becomes one item; the answer is the consensus. The
+evaluation scores predictions with the audit's own matcher (VQA normalisation + exact match) and
+reports accuracy, the failure rate on the audited target's discovered failures, and accuracy per
+failure type and per audit mode.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+from vlmeval.dataset.image_base import ImageBaseDataset
+from vlmeval.smp import load
+
+from model_adapters.families import SHORT_ANSWER_SUFFIX
+
+from ..matching import ExactMatcher
+
+UNTYPED = "untyped"
+
+
+def load_audited(source: str):
+    import datasets
+
+    from ..store import load_audit
+
+    path = Path(source)
+    if (path / "data").is_dir():
+        return load_audit(path)
+    return datasets.load_dataset(source, split="test")
+
+
+def audited_frame(source: str) -> pd.DataFrame:
+    """The answerable probes of an audited dataset in VLMEvalKit's TSV layout (base64 images)."""
+    import datasets
+
+    dataset = load_audited(source).cast_column("image", datasets.Image(decode=False))
+    rows = []
+    for row in dataset:
+        if not (row["ensemble_agrees"] and row["consensus_answer"]):
+            continue
+        rows.append(
+            {
+                "index": len(rows),
+                "image": base64.b64encode(row["image"]["bytes"]).decode(),
+                "question": row["question"].strip() + SHORT_ANSWER_SUFFIX,
+                "answer": row["consensus_answer"],
+                "failure_type": row["failure_type"] or UNTYPED,
+                "is_failure": bool(row["is_failure"]),
+                "mode": row["mode"],
+                "probe_id": row["probe_id"],
+            }
+        )
+    if not rows:
+        raise ValueError(f"{source} holds no probe the reference ensemble agreed on: nothing to evaluate")
+    return pd.DataFrame(rows)
+
+
+class AuditDMDataset(ImageBaseDataset):
+    TYPE = "VQA"
+    MODALITY = "IMAGE"
+    SOURCES: ClassVar[dict[str, str]] = {}  # VLMEvalKit dataset name -> audit output dir or Hub id
+
+    @classmethod
+    def register(cls, name: str, source: str) -> str:
+        cls.SOURCES[name] = source
+        return name
+
+    @classmethod
+    def generation_for(cls, name: str | None) -> dict[str, Any]:
+        """Ask as the audit asked: its answer length, when the source is a local audit output."""
+        source = cls.SOURCES.get(name or "")
+        manifest = Path(source) / "manifest.json" if source else None
+        if manifest is not None and manifest.is_file():
+            length = json.loads(manifest.read_text())["identity"].get("answer_max_new_tokens")
+            return {"max_new_tokens": length} if length else {}
+        return {}
+
+    @classmethod
+    def supported_datasets(cls) -> list[str]:
+        return list(cls.SOURCES)
+
+    def load_data(self, dataset: str) -> pd.DataFrame:
+        return audited_frame(self.SOURCES[dataset])
+
+    def evaluate(self, eval_file: str, **judge_kwargs: Any) -> pd.DataFrame:
+        data = load(eval_file)
+        matcher = ExactMatcher()
+        predictions = ["" if pd.isna(p) else str(p) for p in data["prediction"]]
+        data["correct"] = matcher.same(list(zip(predictions, [str(a) for a in data["answer"]])))
+        data["is_failure"] = data["is_failure"].astype(str).str.lower().isin({"true", "1"})
+        discovered = data[data["is_failure"]]
+        rows = [
+            {"split": "overall", "n": len(data), "accuracy": data["correct"].mean(),
+             "failure_rate": 1 - discovered["correct"].mean() if len(discovered) else math.nan},
+        ]
+        for column in ("failure_type", "mode"):
+            for value, group in data.groupby(column):
+                found = group[group["is_failure"]]
+                rows.append({"split": f"{column}={value}", "n": len(group), "accuracy": group["correct"].mean(),
+                             "failure_rate": 1 - found["correct"].mean() if len(found) else math.nan})
+        scores = pd.DataFrame(rows)
+        stem = str(Path(eval_file).with_suffix(""))
+        scores.to_csv(f"{stem}_acc.csv", index=False)
+        Path(f"{stem}_acc.json").write_text(json.dumps(scores.to_dict(orient="records"), indent=2))
+        return scores

@@ -1,0 +1,97 @@
+"""``auditdm-vlmeval``: VLMEvalKit's own ``run.py`` with our models and audited datasets registered.
+
+VLMEvalKit has no plugin mechanism, so registration happens in-process before its ``main()``:
+- ``--model`` takes our model names (registered name, local path, Hub id); each becomes a
+  VLMEvalKit model of that name (``/`` replaced by ``__``).
+- ``--data`` takes VLMEvalKit dataset names and audit output dirs / Hub dataset ids; the latter
+  become ``AuditDM_<name>`` datasets.
+- ``--judge`` defaults to ``exact_matching`` (the default judge is an API model).
+- ``--local-data`` uses standard datasets' TSVs found in $LMUData as they are, without the md5
+  check that would otherwise re-download them.
+Every other argument goes to VLMEvalKit unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from functools import partial
+from pathlib import Path
+
+
+def vlmeval_model_name(model: str) -> str:
+    return model.rstrip("/").replace("/", "__")
+
+
+def audited_dataset_name(source: str) -> str:
+    base = Path(source.rstrip("/")).name or source
+    return "AuditDM_" + re.sub(r"[^A-Za-z0-9]+", "_", base).strip("_")
+
+
+def is_audited_source(data: str) -> bool:
+    path = Path(data)
+    return (path / "data").is_dir() or (not path.exists() and "/" in data and not data.startswith("/"))
+
+
+def register(models: list[str], data: list[str], model_kwargs: dict, local_data: bool) -> tuple[list[str], list[str]]:
+    from vlmeval import config as vlmeval_config
+    from vlmeval import dataset as vlmeval_dataset
+
+    from .vlmeval_dataset import AuditDMDataset
+    from .vlmeval_model import AuditDMVLM
+
+    if AuditDMDataset not in vlmeval_dataset.DATASET_CLASSES:
+        vlmeval_dataset.DATASET_CLASSES.insert(0, AuditDMDataset)
+    model_names = []
+    for model in models:
+        name = vlmeval_model_name(model)
+        vlmeval_config.supported_VLM[name] = partial(AuditDMVLM, model=model, **model_kwargs)
+        model_names.append(name)
+    data_names = []
+    for item in data:
+        if is_audited_source(item):
+            data_names.append(AuditDMDataset.register(audited_dataset_name(item), item))
+        else:
+            data_names.append(item)
+            if local_data:
+                _trust_local_tsv(item, vlmeval_dataset.DATASET_CLASSES)
+    return model_names, data_names
+
+
+def _trust_local_tsv(name: str, classes) -> None:
+    from vlmeval.smp import LMUDataRoot
+
+    if not (Path(LMUDataRoot()) / f"{name}.tsv").exists():
+        raise FileNotFoundError(f"--local-data: {LMUDataRoot()}/{name}.tsv does not exist; place the dataset's TSV there")
+    for cls in classes:
+        md5s = getattr(cls, "DATASET_MD5", None)
+        if isinstance(md5s, dict) and name in md5s:
+            md5s.pop(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="+", required=True)
+    parser.add_argument("--data", nargs="+", required=True)
+    parser.add_argument("--work-dir", default="./outputs")
+    parser.add_argument("--judge", default="exact_matching")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--local-data", action="store_true")
+    args, passthrough = parser.parse_known_args(argv)
+    os.environ.setdefault("PRED_FORMAT", "tsv")  # no spreadsheet engine needed to read predictions back
+    model_kwargs = {"batch_size": args.batch_size, "device": args.device, "dtype": args.dtype, "max_new_tokens": args.max_new_tokens}
+    model_names, data_names = register(args.model, args.data, model_kwargs, args.local_data)
+    from vlmeval import run
+
+    sys.argv = ["vlmeval", "--model", *model_names, "--data", *data_names, "--work-dir", args.work_dir, "--judge", args.judge, *passthrough]
+    run.main()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

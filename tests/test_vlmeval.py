@@ -1,0 +1,123 @@
+"""VLMEvalKit's real inference + evaluate path, offline, with our model and dataset classes."""
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("vlmeval")
+
+from auditdm_eval.config import AuditConfig  # noqa: E402
+from auditdm_eval.runner import run_audit  # noqa: E402
+from auditdm_eval.store import load_audit  # noqa: E402
+from conftest import photo  # noqa: E402
+from harness_data import place_lmudata_tsv  # noqa: E402
+
+BIN = Path(sys.executable).parent
+TYPES = ["counting", "color recognition"]
+
+
+def env_for(home: Path, lmudata: Path) -> dict:
+    lmudata.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "AUDITDM_HOME": str(home), "LMUData": str(lmudata), "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def audited(tiny_paths, tmp_path_factory):
+    root = tmp_path_factory.mktemp("vlmeval")
+    images = root / "images"
+    images.mkdir()
+    for i in range(4):
+        photo(60 + i, (64, 56)).save(images / f"img{i}.png")
+    config = AuditConfig(
+        target="tiny-paligemma2", references=["tiny-gemma3-seed1", str(tiny_paths["twin-gemma3"])],
+        auditor="tiny-gemma3", images=str(images), out=str(root / "raw"), answer_max_new_tokens=5,
+        auditor_max_new_tokens=10, cache_dir=str(root / "cache"), show_progress=False,
+    )
+    run_audit(config)
+    typed = load_audit(root / "raw").map(lambda row, i: {"failure_type": TYPES[i % 2]}, with_indices=True)
+    (root / "audit" / "data").mkdir(parents=True)
+    typed.to_parquet(str(root / "audit" / "data" / "test-00000.parquet"))
+    shutil.copy(root / "raw" / "manifest.json", root / "audit" / "manifest.json")
+    return root
+
+
+def scores(work: Path, model: str, dataset: str) -> pd.DataFrame:
+    path = work / model / f"{model}_{dataset}_acc.csv"
+    assert path.exists(), f"VLMEvalKit wrote no {path.name}: {sorted(p.name for p in work.rglob('*'))}"
+    return pd.read_csv(path).set_index("split")
+
+
+@pytest.mark.slow
+def test_audited_dataset_in_vlmeval_scores_the_consensus_model_above_the_target(audited, auditdm_home):
+    env = env_for(auditdm_home, audited / "LMUData")
+    work = audited / "work"
+    for model in ("tiny-gemma3-seed1", "tiny-paligemma2"):
+        done = subprocess.run([str(BIN / "auditdm-vlmeval"), "--model", model, "--data", str(audited / "audit"), "--work-dir", str(work)],
+                              env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    right = scores(work, "tiny-gemma3-seed1", "AuditDM_audit")
+    wrong = scores(work, "tiny-paligemma2", "AuditDM_audit")
+    assert right.loc["overall", "accuracy"] == 1.0
+    assert wrong.loc["overall", "accuracy"] < right.loc["overall", "accuracy"]
+    assert wrong.loc["overall", "failure_rate"] == 1.0, "the target fails its own discovered failures again"
+    rows = load_audit(audited / "audit")
+    for failure_type in TYPES:
+        subset = [r for r in rows if r["failure_type"] == failure_type]
+        expected = sum(not r["is_failure"] for r in subset) / len(subset)
+        assert wrong.loc[f"failure_type={failure_type}", "accuracy"] == pytest.approx(expected)
+        assert wrong.loc[f"failure_type={failure_type}", "n"] == len(subset)
+
+
+def yes_no(text: str) -> str:
+    words = set(text.lower().replace(".", " ").replace(",", " ").split())
+    if "yes" in words and "no" not in words:
+        return "Yes"
+    if "no" in words and "yes" not in words:
+        return "No"
+    return "Unknown"
+
+
+@pytest.mark.slow
+def test_one_standard_vlmeval_dataset_per_answer_type(tiny_paths, auditdm_home, tmp_path):
+    lmudata = tmp_path / "LMUData"
+    n = 4
+    images = [photo(80 + i) for i in range(n)]
+    place_lmudata_tsv(lmudata, "POPE", [
+        {"index": i, "image": images[i], "question": "Is there a cat in the image?", "answer": ["Yes", "No"][i % 2],
+         "category": "adversarial"} for i in range(n)])
+    place_lmudata_tsv(lmudata, "SEEDBench_IMG", [
+        {"index": i, "image": images[i], "question": "What is shown?", "A": "a cat", "B": "a dog", "C": "a car",
+         "D": "a tree", "answer": "ABCD"[i], "category": "Scene Understanding"} for i in range(n)])
+    place_lmudata_tsv(lmudata, "DocVQA_VAL", [
+        {"index": i, "image": images[i], "question": "What is the title?", "answer": str(["invoice"])} for i in range(n)])
+    place_lmudata_tsv(lmudata, "COCO_VAL", [
+        {"index": i, "image": images[i], "question": "Describe the image.", "answer": str(["a red car on a road", "a car"])}
+        for i in range(n)])
+    work = tmp_path / "work"
+    done = subprocess.run(
+        [str(BIN / "auditdm"), "eval", "--suite", "paper16", "--harness", "vlmeval", "--model", "tiny-qwen2.5-vl",
+         "--benchmarks", "POPE,SEED-Bench-IMG,DocVQA,COCO Caption", "--out", str(work), "--local-data"],
+        env=env_for(auditdm_home, lmudata), capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    model = "tiny-qwen2.5-vl"
+    predictions = {name: pd.read_csv(work / model / f"{model}_{name}.tsv", sep="\t") for name in ("POPE", "SEEDBench_IMG", "DocVQA_VAL", "COCO_VAL")}
+    assert all(len(p) == n and p["prediction"].notna().all() for p in predictions.values()), "our adapter answered every item"
+    # yes/no: accuracy is the share of predictions whose yes/no equals the answer
+    pope = pd.read_csv(work / model / f"{model}_POPE_score.csv")
+    expected = 100 * sum(yes_no(str(p)) == a for p, a in zip(predictions["POPE"]["prediction"], predictions["POPE"]["answer"])) / n
+    assert pope["acc"].iloc[0] == pytest.approx(expected)
+    # multiple choice and open VQA: an overall score in range; caption: BLEU/CIDEr computed
+    seed = pd.read_csv(work / model / f"{model}_SEEDBench_IMG_acc.csv")
+    assert 0 <= float(seed["Overall"].iloc[0]) <= 100
+    doc = pd.read_csv(work / model / f"{model}_DocVQA_VAL_acc.csv")
+    assert 0 <= float(doc["Overall"].iloc[0]) <= 100
+    coco = json.loads((work / model / f"{model}_COCO_VAL_score.json").read_text())
+    assert math.isfinite(coco["CIDEr"]) and len(coco["Bleu"]) == 4 and "ROUGE_L" in coco
