@@ -76,9 +76,11 @@ class AuditConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Tiny RANDOM models built from configs, real photos from scikit-image: runs offline in minutes.
+    # Model comparison (one reference): random models never agree with each other, so an ensemble
+    # of them would leave no answerable probe for the harness tasks to show.
     "tiny": {
         "target": "tiny-paligemma2",
-        "references": ["tiny-gemma3-seed1", "tiny-qwen2.5-vl"],
+        "references": ["tiny-gemma3-seed1"],
         "auditor": "tiny-gemma3",
         "images": "skimage:astronaut,chelsea,coffee,rocket,horse,clock",
         "modes": ["question", "regenerate", "edit"],
@@ -101,10 +103,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 TINY_NOTICE = (
-    "No models given: running the embedded default on TINY RANDOM models (tiny-paligemma2 as target, "
-    "tiny-gemma3-seed1 + tiny-qwen2.5-vl as the ensemble, tiny-gemma3 as auditor, tiny Flux renderers) "
-    "over real photos from scikit-image. Their answers are random text: this shows the pipeline and the "
-    "dataset it writes, not real failures. For a real audit pass e.g. "
+    "No models given: running the embedded default on TINY RANDOM models in model-comparison mode "
+    "(tiny-paligemma2 as target, tiny-gemma3-seed1 as the reference, tiny-gemma3 as auditor, tiny Flux "
+    "renderers) over real photos from scikit-image. Their answers are random text: this shows the pipeline "
+    "and the dataset it writes, not real failures. For a real audit pass e.g. "
     "--target paligemma2-3b-448 --ensemble gemma3-27b,qwen2.5-vl-7b --auditor gemma3-4b --images <dir|hf:dataset> "
     "(Hub ids or local paths work too), or --preset paper-paligemma2."
 )

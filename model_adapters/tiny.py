@@ -1,53 +1,116 @@
 """Tiny RANDOM checkpoints of real architectures, built offline from configs.
 
 For tests and the embedded demo: each builder makes a model of the real class (Gemma3,
-PaliGemma2, Qwen2.5-VL, Flux, Flux-Kontext) with a locally trained BPE tokenizer and the
-family's real processor, saves it with ``save_pretrained``, and returns the directory, which
-then loads through exactly the code a real checkpoint goes through. Same seed, same weights.
+PaliGemma2, Qwen2.5-VL, Flux, Flux-Kontext) with tokenizers trained here on a small English
+word list and the family's real processor, saves it with ``save_pretrained`` and returns the
+directory, which then loads through exactly the code a real checkpoint goes through.
+Same seed, same weights; nothing is downloaded.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import string
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-WORDS = (
-    "the a an is are what how many which where who why colour color red green blue yellow black white brown "
-    "orange pink purple grey cat dog horse bird car bus bike person man woman child tree house sky cloud sun "
-    "water road table chair cup book clock sign text number one two three four five six seven eight nine ten "
-    "yes no left right top bottom front behind next to on in under over near small large big tall short round "
-    "square old new wooden metal glass plastic sitting standing running eating holding wearing looking image "
-    "picture photo question answer caption edit make change add remove replace turn into with and of for it "
-    "this that there rocket coffee astronaut coin page street room window door light dark"
-).split()
-CORPUS = [" ".join(WORDS[i : i + 9]) for i in range(len(WORDS))] * 3
+WORDS = """
+the a an is are was be it this that these those there here of in on at to from with by for and or
+but not no yes what how many much which where who why when whose does do can color colour shape size
+red green blue yellow black white brown orange pink purple grey gray gold silver dark light bright
+zero one two three four five six seven eight nine ten eleven twelve first second third several some all
+cat dog horse bird cow sheep bear elephant zebra giraffe fish mouse rabbit duck chicken lion tiger monkey
+person man woman boy girl child baby people player team crowd face hand hair eye head arm leg
+car bus truck bike bicycle motorcycle train plane boat road street sign light traffic
+table chair sofa bed desk lamp cup mug bowl plate fork knife spoon bottle glass vase clock book phone laptop
+screen keyboard window door wall floor roof room kitchen bathroom house building tower bridge fence
+tree flower grass leaf plant sky cloud sun moon star water sea river lake beach sand snow rain mountain hill
+field park garden food pizza cake apple banana orange sandwich bread coffee tea milk
+shirt hat cap coat dress shoe bag umbrella ball kite frisbee racket skateboard surfboard ski
+left right top bottom front back behind next near far above below under over inside outside between middle
+small large big little tall short long wide round square flat old new young wooden metal plastic stone paper
+sitting standing running walking eating drinking holding wearing looking playing riding flying jumping
+sleeping reading writing driving parked open closed empty full wet dry hot cold happy sad
+image picture photo scene question answer caption describe detail text word letter number count
+edit make change add remove replace turn into show keep same style more less only also very
+rocket astronaut coin page moon planet space robot
+""".split()
+CORPUS = [" ".join(WORDS[i : i + 8]) for i in range(0, len(WORDS), 3)] + [" ".join(WORDS)]
+ALPHABET = list(string.ascii_letters + string.digits + string.punctuation + "\n")
+PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
 COMPLETE = ".complete"
 
 
-def build_tokenizer(special_tokens: list[str], extra_special_tokens: dict[str, str] | None = None, **kwargs):
-    """A BPE tokenizer trained on a small English word list, wrapped for transformers."""
+def _vlm_tokenizer(extra_special_tokens: list[str], named_tokens: dict[str, str]):
+    """Metaspace BPE trained on CORPUS, wrapped with pad/bos/eos/unk and the given special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
-    tokenizer.decoder = decoders.Metaspace()
-    tokenizer.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400, special_tokens=special_tokens, show_progress=False))
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
-        unk_token="<unk>",
-        padding_side="left",
-        extra_special_tokens=extra_special_tokens or {},
-        **kwargs,
+    backend = Tokenizer(models.BPE(unk_token=UNK, fuse_unk=True))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    specials = [PAD, BOS, EOS, UNK, *extra_special_tokens]
+    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=specials, initial_alphabet=ALPHABET, show_progress=False)
+    backend.train_from_iterator(CORPUS, trainer)
+    named = {"extra_special_tokens": named_tokens} if named_tokens else {}
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK, padding_side="left", **named
     )
+    unnamed = [t for t in extra_special_tokens if t not in named_tokens.values()]
+    if unnamed:
+        tokenizer.add_special_tokens({"extra_special_tokens": unnamed})
+    return tokenizer
 
 
-def _tiny_text(vocab_size: int, **extra) -> dict:
+def build_tokenizer(extra_special_tokens: list[str] | None = None):
+    """A BPE tokenizer trained on a small English word list, as a left-padding PreTrainedTokenizerFast."""
+    return _vlm_tokenizer(list(extra_special_tokens or []), {})
+
+
+def _clip_tokenizer():
+    """A CLIPTokenizer whose byte-level BPE vocab and merges are trained on CORPUS."""
+    from tokenizers import pre_tokenizers, trainers
+    from transformers import CLIPTokenizer
+
+    backend = CLIPTokenizer().backend_tokenizer  # CLIP's own normaliser and pre-tokeniser
+    specials = ["<|startoftext|>", "<|endoftext|>"]
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000, special_tokens=specials, initial_alphabet=alphabet, end_of_word_suffix="</w>", show_progress=False
+    )
+    backend.train_from_iterator(CORPUS, trainer)
+    model = json.loads(backend.to_str())["model"]
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=77)
+
+
+def _t5_tokenizer():
+    """A T5Tokenizer whose Unigram vocab is trained on CORPUS (no <extra_id_*> tokens)."""
+    from tokenizers import trainers
+    from transformers import T5Tokenizer
+
+    backend = T5Tokenizer(extra_ids=0).backend_tokenizer  # T5's own Metaspace pre-tokeniser
+    trainer = trainers.UnigramTrainer(
+        vocab_size=600, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", initial_alphabet=ALPHABET, show_progress=False
+    )
+    backend.train_from_iterator(CORPUS, trainer)
+    vocab = [tuple(piece) for piece in json.loads(backend.to_str())["model"]["vocab"]]
+    return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=512)
+
+
+def _seeded(seed: int, make: Callable):
+    """``make()`` right after ``torch.manual_seed(seed)``, leaving the caller's RNG state alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return make()
+
+
+def _text_config(vocab_size: int, tokenizer, eos_ids: list[int], **extra) -> dict:
     return dict(
         vocab_size=vocab_size,
         hidden_size=32,
@@ -56,12 +119,17 @@ def _tiny_text(vocab_size: int, **extra) -> dict:
         num_attention_heads=2,
         num_key_value_heads=1,
         max_position_embeddings=1024,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=eos_ids,
         **extra,
     )
 
 
-def _finish(model, tokenizer, eos_ids: list[int], processor, out_dir: Path) -> Path:
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+def _save_vlm(model, processor, eos_ids: list[int], out_dir: str | Path) -> Path:
+    """Save model and processor with pad/eos in the generation config."""
+    out_dir = Path(out_dir)
+    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     model.generation_config.eos_token_id = eos_ids
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
@@ -79,55 +147,50 @@ GEMMA3_CHAT_TEMPLATE = (
 
 
 def build_tiny_gemma3(out_dir: str | Path, seed: int = 0) -> Path:
+    """Gemma3ForConditionalGeneration with a 32px SigLIP tower and 4 soft tokens per image."""
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessorPil, Gemma3Processor
 
-    tokenizer = build_tokenizer(
-        ["<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>", "<image_soft_token>"],
-        {"image_token": "<image_soft_token>", "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>"},
-        pad_token="<pad>",
-        eos_token="<eos>",
-        bos_token="<bos>",
-    )
+    named = {"image_token": "<image_soft_token>", "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>"}
+    tokenizer = _vlm_tokenizer(["<start_of_turn>", "<end_of_turn>", *named.values()], named)
     image_processor = Gemma3ImageProcessorPil(size={"height": 32, "width": 32}, do_pan_and_scan=False)
-    # mm_tokens_per_image must be a square that divides the (32/8)^2 patch grid
-    processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer, chat_template=GEMMA3_CHAT_TEMPLATE, image_seq_length=4)
-    ids = tokenizer.convert_tokens_to_ids
-    eos_ids = [tokenizer.eos_token_id, ids("<end_of_turn>")]
+    # mm_tokens_per_image must be a square whose side divides the 32/8 = 4 patch grid side
+    processor = Gemma3Processor(image_processor, tokenizer, chat_template=GEMMA3_CHAT_TEMPLATE, image_seq_length=4)
+    eos_ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")]
     config = Gemma3Config(
-        text_config=_tiny_text(len(tokenizer), head_dim=16, sliding_window=64, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=eos_ids),
+        text_config=_text_config(len(tokenizer), tokenizer, eos_ids, head_dim=16, sliding_window=64),
         vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
         mm_tokens_per_image=4,
-        image_token_index=ids("<image_soft_token>"),
-        boi_token_index=ids("<start_of_image>"),
-        eoi_token_index=ids("<end_of_image>"),
+        image_token_index=tokenizer.image_token_id,
+        boi_token_index=tokenizer.boi_token_id,
+        eoi_token_index=tokenizer.eoi_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=eos_ids,
     )
-    torch.manual_seed(seed)
-    return _finish(Gemma3ForConditionalGeneration(config).eval(), tokenizer, eos_ids, processor, Path(out_dir))
+    model = _seeded(seed, lambda: Gemma3ForConditionalGeneration(config).eval())
+    return _save_vlm(model, processor, eos_ids, out_dir)
 
 
 def build_tiny_paligemma2(out_dir: str | Path, seed: int = 0) -> Path:
+    """PaliGemmaForConditionalGeneration (Gemma2 text) with a 32px SigLIP tower, 16 image tokens."""
     from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor, SiglipImageProcessorPil
 
-    tokenizer = build_tokenizer(["<pad>", "<eos>", "<bos>", "<unk>", "<image>"], pad_token="<pad>", eos_token="<eos>", bos_token="<bos>")
+    tokenizer = _vlm_tokenizer(["<image>"], {"image_token": "<image>"})
     image_processor = SiglipImageProcessorPil(size={"height": 32, "width": 32})
-    image_processor.image_seq_length = 16  # (32 / 8)^2 patches
-    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    tokenizer = processor.tokenizer  # the processor adds the 1,152 <loc>/<seg> tokens: size the vocab after it
-    vocab = len(tokenizer)
+    image_processor.image_seq_length = 16  # (32 / 8) ** 2 patches
+    processor = PaliGemmaProcessor(image_processor, tokenizer)  # adds 1,152 <loc>/<seg> tokens: size the vocab after
+    vocab_size, eos_ids = len(tokenizer), [tokenizer.eos_token_id]
     config = PaliGemmaConfig(
-        text_config=dict(model_type="gemma2", head_dim=16, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, **_tiny_text(vocab)),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8, projection_dim=32),
-        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+        text_config=dict(model_type="gemma2", head_dim=16, **_text_config(vocab_size, tokenizer, eos_ids)),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        image_token_index=tokenizer.image_token_id,
         projection_dim=32,
         hidden_size=32,
-        vocab_size=vocab,
+        vocab_size=vocab_size,
         pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(seed)
-    return _finish(PaliGemmaForConditionalGeneration(config).eval(), tokenizer, [tokenizer.eos_token_id], processor, Path(out_dir))
+    model = _seeded(seed, lambda: PaliGemmaForConditionalGeneration(config).eval())
+    return _save_vlm(model, processor, eos_ids, out_dir)
 
 
 QWEN_CHAT_TEMPLATE = (
@@ -140,6 +203,7 @@ QWEN_CHAT_TEMPLATE = (
 
 
 def build_tiny_qwen2_5_vl(out_dir: str | Path, seed: int = 0) -> Path:
+    """Qwen2_5_VLForConditionalGeneration with a one-block vision tower; images become 4-16 tokens."""
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -148,67 +212,75 @@ def build_tiny_qwen2_5_vl(out_dir: str | Path, seed: int = 0) -> Path:
         Qwen2VLVideoProcessor,
     )
 
-    tokenizer = build_tokenizer(
-        ["<pad>", "<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>", "<unk>"],
-        {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>", "vision_start_token": "<|vision_start|>", "vision_end_token": "<|vision_end|>"},
-        pad_token="<pad>",
-        eos_token="<|im_end|>",
-    )
-    # few pixels -> few patches: 2x2 to 4x4 merged tokens per image
-    image_processor = Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16, patch_size=14, merge_size=2, temporal_patch_size=2)
-    processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tokenizer, video_processor=Qwen2VLVideoProcessor(), chat_template=QWEN_CHAT_TEMPLATE)
-    ids = tokenizer.convert_tokens_to_ids
+    named = {
+        "image_token": "<|image_pad|>",
+        "video_token": "<|video_pad|>",
+        "vision_start_token": "<|vision_start|>",
+        "vision_end_token": "<|vision_end|>",
+    }
+    tokenizer = _vlm_tokenizer(["<|im_start|>", "<|im_end|>", *named.values()], named)
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
+    processor = Qwen2_5_VLProcessor(image_processor, tokenizer, Qwen2VLVideoProcessor(), chat_template=QWEN_CHAT_TEMPLATE)
+    eos_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id]
+    # mrope_section sums to head_dim / 2 = (32 / 2) / 2
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
     config = Qwen2_5_VLConfig(
-        # mrope_section must sum to head_dim / 2 = (32 / 2) / 2
-        text_config=_tiny_text(len(tokenizer), rope_scaling={"type": "mrope", "mrope_section": [2, 3, 3]}, pad_token_id=tokenizer.pad_token_id, bos_token_id=None, eos_token_id=tokenizer.eos_token_id),
-        vision_config=dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32, patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[0]),
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
+        text_config=_text_config(len(tokenizer), tokenizer, eos_ids, rope_parameters=rope),
+        vision_config=dict(
+            depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
+            patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[0],
+        ),
+        image_token_id=tokenizer.image_token_id,
+        video_token_id=tokenizer.video_token_id,
+        vision_start_token_id=tokenizer.vision_start_token_id,
+        vision_end_token_id=tokenizer.vision_end_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=eos_ids,
     )
-    torch.manual_seed(seed)
-    return _finish(Qwen2_5_VLForConditionalGeneration(config).eval(), tokenizer, [tokenizer.eos_token_id], processor, Path(out_dir))
+    model = _seeded(seed, lambda: Qwen2_5_VLForConditionalGeneration(config).eval())
+    return _save_vlm(model, processor, eos_ids, out_dir)
 
 
 def _flux_components(seed: int) -> dict:
+    """Tiny Flux transformer, CLIP + T5 encoders and tokenizers, 2x-downsampling VAE, scheduler."""
     from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxTransformer2DModel
     from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel
 
-    clip_tokenizer = build_tokenizer(["<pad>", "</s>", "<s>", "<unk>"], pad_token="<pad>", eos_token="</s>", bos_token="<s>", model_max_length=77)
-    t5_tokenizer = build_tokenizer(["<pad>", "</s>", "<s>", "<unk>"], pad_token="<pad>", eos_token="</s>", model_max_length=512)
-    vocab = len(clip_tokenizer)
-    torch.manual_seed(seed)
+    clip_tokenizer, t5_tokenizer = _clip_tokenizer(), _t5_tokenizer()
+    clip_config = CLIPTextConfig(
+        vocab_size=len(clip_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        projection_dim=32, max_position_embeddings=77, bos_token_id=clip_tokenizer.bos_token_id,
+        eos_token_id=clip_tokenizer.eos_token_id, pad_token_id=clip_tokenizer.pad_token_id,
+    )
+    t5_config = T5Config(
+        vocab_size=len(t5_tokenizer), d_model=32, d_kv=16, d_ff=64, num_layers=1, num_heads=2,
+        pad_token_id=t5_tokenizer.pad_token_id, eos_token_id=t5_tokenizer.eos_token_id, decoder_start_token_id=0,
+    )
+
+    def make() -> dict:
+        return dict(
+            # in_channels = 4 x VAE latent channels (2x2 packing); rope axes sum to the head dim
+            transformer=FluxTransformer2DModel(
+                patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
+                num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 6, 6],
+            ),
+            text_encoder=CLIPTextModel(clip_config),
+            text_encoder_2=T5EncoderModel(t5_config),
+            vae=AutoencoderKL(
+                in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8), layers_per_block=1,
+                down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2, norm_num_groups=4,
+                sample_size=32, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035,
+            ),
+        )
+
     return dict(
-        # in_channels = 4 x VAE latent channels (2x2 packing); rope axes sum to the head dim
-        transformer=FluxTransformer2DModel(
-            patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
-            num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 6, 6],
-        ),
-        text_encoder=CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=vocab, hidden_size=32, intermediate_size=37, num_hidden_layers=2, num_attention_heads=4,
-                projection_dim=32, max_position_embeddings=77, bos_token_id=clip_tokenizer.bos_token_id,
-                eos_token_id=clip_tokenizer.eos_token_id, pad_token_id=clip_tokenizer.pad_token_id,
-            )
-        ),
-        tokenizer=clip_tokenizer,
-        text_encoder_2=T5EncoderModel(
-            T5Config(vocab_size=vocab, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_heads=4, decoder_start_token_id=0, pad_token_id=t5_tokenizer.pad_token_id)
-        ),
-        tokenizer_2=t5_tokenizer,
-        vae=AutoencoderKL(
-            sample_size=32, in_channels=3, out_channels=3, block_out_channels=(4,), layers_per_block=1, latent_channels=4,
-            norm_num_groups=1, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035,
-            down_block_types=["DownEncoderBlock2D"], up_block_types=["UpDecoderBlock2D"],
-        ),
-        scheduler=FlowMatchEulerDiscreteScheduler(),
+        _seeded(seed, make), tokenizer=clip_tokenizer, tokenizer_2=t5_tokenizer, scheduler=FlowMatchEulerDiscreteScheduler()
     )
 
 
 def build_tiny_flux(out_dir: str | Path, seed: int = 0) -> Path:
+    """A text-to-image FluxPipeline."""
     from diffusers import FluxPipeline
 
     FluxPipeline(**_flux_components(seed)).save_pretrained(out_dir)
@@ -216,6 +288,7 @@ def build_tiny_flux(out_dir: str | Path, seed: int = 0) -> Path:
 
 
 def build_tiny_flux_kontext(out_dir: str | Path, seed: int = 0) -> Path:
+    """An image-editing FluxKontextPipeline (no IP-adapter image encoder)."""
     from diffusers import FluxKontextPipeline
 
     FluxKontextPipeline(**_flux_components(seed)).save_pretrained(out_dir)
@@ -232,21 +305,24 @@ TINY_BUILDERS: dict[str, Callable[[str | Path, int], Path]] = {
 
 
 def ensure_tiny(name: str, root: str | Path, seed: int = 0) -> Path:
-    """Build ``name`` under ``root`` once; later calls return the finished directory."""
+    """Build ``name`` into ``root/{name}-seed{seed}`` once; later calls return the finished directory."""
     if name not in TINY_BUILDERS:
         raise KeyError(f"no tiny builder {name!r}; choose one of: {', '.join(TINY_BUILDERS)}")
     target = Path(root) / f"{name}-seed{seed}"
     if (target / COMPLETE).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         TINY_BUILDERS[name](staging, seed)
         (staging / COMPLETE).write_text("built by model_adapters.tiny\n")
-        if target.exists():  # an earlier build that never finished
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    except BaseException:
+        if target.exists() and not (target / COMPLETE).exists():  # left by a build that never finished
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process finished the same build first
+            if not (target / COMPLETE).exists():
+                raise
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-        raise
     return target
