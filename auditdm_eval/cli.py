@@ -192,11 +192,54 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return code
 
 
+def add_push_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="audit output directory")
+    parser.add_argument("repo_id", help="Hub dataset repo, e.g. my-org/auditdm-paligemma2-3b")
+    parser.add_argument("--private", action="store_true")
+    parser.add_argument("--license", default="other", help="license id for the card (e.g. cc-by-4.0)")
+    parser.add_argument("--reviewed-share", type=float, help="fraction of pairs a person reviewed (0-1)")
+    parser.add_argument("--auditor-checkpoint", help="the auditor checkpoint, when it differs from --auditor")
+    parser.add_argument("--folder", help="where to build the upload folder (default: <dataset>/hub)")
+    parser.add_argument("--dry-run", action="store_true", help="build the folder and stop")
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .publish import build_upload_folder, push
+
+    folder = build_upload_folder(
+        args.dataset, args.folder or Path(args.dataset) / "hub", args.repo_id, args.license, args.reviewed_share, args.auditor_checkpoint
+    )
+    print(f"built {folder} (README.md card, manifest.json, data/)")
+    if args.dry_run:
+        return 0
+    url = push(folder, args.repo_id, private=args.private)  # token: HF_TOKEN or the saved login
+    print(f"pushed to {url}")
+    return 0
+
+
+def add_pull_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", help="Hub dataset repo id, or a local folder of one")
+    parser.add_argument("--out", required=True, help="directory to write (audit output layout)")
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from .publish import pull
+    from .store import load_audit
+
+    out = pull(args.source, args.out)
+    print(f"{out}: {load_audit(out).num_rows} probes")
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None, Callable[[argparse.Namespace], int]]] = {
     "audit": ("discover target failures: auditor -> renderer -> answerers -> judge", add_audit_arguments, cmd_audit),
     "models": ("list registered model names", None, cmd_models),
     "write-tasks": ("write lmms-eval auditdm_* task YAMLs for an audited dataset", add_write_tasks_arguments, cmd_write_tasks),
     "eval": ("run a benchmark suite (paper16) through lmms-eval or VLMEvalKit with our adapters", add_eval_arguments, cmd_eval),
+    "push": ("publish an audited dataset to the Hugging Face Hub with a dataset card", add_push_arguments, cmd_push),
+    "pull": ("download an audited dataset from the Hub (or copy a local one)", add_pull_arguments, cmd_pull),
     "tasks-dir": ("print the default lmms-eval --include_path for written tasks", None, cmd_tasks_dir),
 }
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-WORDS = """
+WORD_LIST = """
 the a an is are was be it this that these those there here of in on at to from with by for and or
 but not no yes what how many much which where who why when whose does do can color colour shape size
 red green blue yellow black white brown orange pink purple grey gray gold silver dark light bright
@@ -38,28 +38,42 @@ sitting standing running walking eating drinking holding wearing looking playing
 sleeping reading writing driving parked open closed empty full wet dry hot cold happy sad
 image picture photo scene question answer caption describe detail text word letter number count
 edit make change add remove replace turn into show keep same style more less only also very
-rocket astronaut coin page moon planet space robot
-""".split()
+rocket astronaut coin page moon planet space robot user model assistant system en caption detect segment
+"""
+WORDS = tuple(dict.fromkeys(WORD_LIST.split()))  # unique, in order
 CORPUS = [" ".join(WORDS[i : i + 8]) for i in range(0, len(WORDS), 3)] + [" ".join(WORDS)]
 ALPHABET = list(string.ascii_letters + string.digits + string.punctuation + "\n")
 PAD, BOS, EOS, UNK = "<pad>", "<bos>", "<eos>", "<unk>"
+WORD_START = "\u2581"  # Metaspace's marker for a space before a word
 COMPLETE = ".complete"
+# a 32px SigLIP tower: (32 / 8) ** 2 = 16 patches
+SIGLIP_32 = {
+    "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+    "image_size": 32, "patch_size": 8,
+}
 
 
 def _vlm_tokenizer(extra_special_tokens: list[str], named_tokens: dict[str, str]):
-    """Metaspace BPE trained on CORPUS, wrapped with pad/bos/eos/unk and the given special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """Word-level BPE over WORDS (each word one token, unknown words spelled in characters), wrapped
+    with pad/bos/eos/unk and the given special tokens (``named_tokens`` also set as tokenizer attributes)."""
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    backend = Tokenizer(models.BPE(unk_token=UNK, fuse_unk=True))
-    backend.pre_tokenizer = pre_tokenizers.Metaspace()
-    backend.decoder = decoders.Metaspace()
     specials = [PAD, BOS, EOS, UNK, *extra_special_tokens]
-    trainer = trainers.BpeTrainer(vocab_size=1000, special_tokens=specials, initial_alphabet=ALPHABET, show_progress=False)
-    backend.train_from_iterator(CORPUS, trainer)
+    pieces = [*specials, WORD_START, *ALPHABET, *(WORD_START + w for w in WORDS)]
+    # ignore_merges: a word in the vocab is one token; anything else falls back to its characters
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    backend = Tokenizer(models.BPE(vocab, [], unk_token=UNK, fuse_unk=True, ignore_merges=True))
+    backend.normalizer = normalizers.Lowercase()
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split("\n", "isolated"), pre_tokenizers.Metaspace(), pre_tokenizers.Punctuation()]
+    )
+    backend.decoder = decoders.Metaspace()
+    backend.add_special_tokens(specials)
     named = {"extra_special_tokens": named_tokens} if named_tokens else {}
     tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK, padding_side="left", **named
+        tokenizer_object=backend, pad_token=PAD, bos_token=BOS, eos_token=EOS, unk_token=UNK, padding_side="left",
+        **named,
     )
     unnamed = [t for t in extra_special_tokens if t not in named_tokens.values()]
     if unnamed:
@@ -68,7 +82,7 @@ def _vlm_tokenizer(extra_special_tokens: list[str], named_tokens: dict[str, str]
 
 
 def build_tokenizer(extra_special_tokens: list[str] | None = None):
-    """A BPE tokenizer trained on a small English word list, as a left-padding PreTrainedTokenizerFast."""
+    """A word-level BPE tokenizer over a small English word list, as a left-padding PreTrainedTokenizerFast."""
     return _vlm_tokenizer(list(extra_special_tokens or []), {})
 
 
@@ -81,11 +95,12 @@ def _clip_tokenizer():
     specials = ["<|startoftext|>", "<|endoftext|>"]
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     trainer = trainers.BpeTrainer(
-        vocab_size=1000, special_tokens=specials, initial_alphabet=alphabet, end_of_word_suffix="</w>", show_progress=False
+        vocab_size=1000, special_tokens=specials, initial_alphabet=alphabet, end_of_word_suffix="</w>",
+        show_progress=False,
     )
     backend.train_from_iterator(CORPUS, trainer)
     model = json.loads(backend.to_str())["model"]
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+    merges = [tuple(pair) for pair in model["merges"]]
     return CLIPTokenizer(vocab=model["vocab"], merges=merges, model_max_length=77)
 
 
@@ -96,7 +111,8 @@ def _t5_tokenizer():
 
     backend = T5Tokenizer(extra_ids=0).backend_tokenizer  # T5's own Metaspace pre-tokeniser
     trainer = trainers.UnigramTrainer(
-        vocab_size=600, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", initial_alphabet=ALPHABET, show_progress=False
+        vocab_size=600, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>", initial_alphabet=ALPHABET,
+        show_progress=False,
     )
     backend.train_from_iterator(CORPUS, trainer)
     vocab = [tuple(piece) for piece in json.loads(backend.to_str())["model"]["vocab"]]
@@ -111,24 +127,37 @@ def _seeded(seed: int, make: Callable):
 
 
 def _text_config(vocab_size: int, tokenizer, eos_ids: list[int], **extra) -> dict:
-    return dict(
-        vocab_size=vocab_size,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=1024,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=eos_ids,
+    """A two-layer, 32-wide decoder config shared by the three VLMs."""
+    return {
+        "vocab_size": vocab_size,
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "num_key_value_heads": 1,
+        "max_position_embeddings": 1024,
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": eos_ids,
         **extra,
-    )
+    }
+
+
+def _speak_words(model, tokenizer) -> None:
+    """Zero the embedding rows of every token that is not a whole word, so that greedy decoding
+    of the random model (whose word logits are random, the rest 0) reads as words."""
+    words = [i for piece, i in tokenizer.get_vocab().items() if piece.startswith(WORD_START) and piece[1:].isalpha()]
+    keep = torch.zeros(len(tokenizer), dtype=torch.bool)
+    keep[words] = True
+    with torch.no_grad():
+        for embedding in (model.get_input_embeddings(), model.get_output_embeddings()):
+            embedding.weight[~keep] = 0.0
 
 
 def _save_vlm(model, processor, eos_ids: list[int], out_dir: str | Path) -> Path:
     """Save model and processor with pad/eos in the generation config."""
     out_dir = Path(out_dir)
+    _speak_words(model, processor.tokenizer)
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     model.generation_config.eos_token_id = eos_ids
     model.save_pretrained(out_dir)
@@ -158,7 +187,7 @@ def build_tiny_gemma3(out_dir: str | Path, seed: int = 0) -> Path:
     eos_ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")]
     config = Gemma3Config(
         text_config=_text_config(len(tokenizer), tokenizer, eos_ids, head_dim=16, sliding_window=64),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        vision_config=SIGLIP_32,
         mm_tokens_per_image=4,
         image_token_index=tokenizer.image_token_id,
         boi_token_index=tokenizer.boi_token_id,
@@ -173,7 +202,12 @@ def build_tiny_gemma3(out_dir: str | Path, seed: int = 0) -> Path:
 
 def build_tiny_paligemma2(out_dir: str | Path, seed: int = 0) -> Path:
     """PaliGemmaForConditionalGeneration (Gemma2 text) with a 32px SigLIP tower, 16 image tokens."""
-    from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor, SiglipImageProcessorPil
+    from transformers import (
+        PaliGemmaConfig,
+        PaliGemmaForConditionalGeneration,
+        PaliGemmaProcessor,
+        SiglipImageProcessorPil,
+    )
 
     tokenizer = _vlm_tokenizer(["<image>"], {"image_token": "<image>"})
     image_processor = SiglipImageProcessorPil(size={"height": 32, "width": 32})
@@ -181,8 +215,8 @@ def build_tiny_paligemma2(out_dir: str | Path, seed: int = 0) -> Path:
     processor = PaliGemmaProcessor(image_processor, tokenizer)  # adds 1,152 <loc>/<seg> tokens: size the vocab after
     vocab_size, eos_ids = len(tokenizer), [tokenizer.eos_token_id]
     config = PaliGemmaConfig(
-        text_config=dict(model_type="gemma2", head_dim=16, **_text_config(vocab_size, tokenizer, eos_ids)),
-        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=8),
+        text_config=_text_config(vocab_size, tokenizer, eos_ids, model_type="gemma2", head_dim=16),
+        vision_config=SIGLIP_32,
         image_token_index=tokenizer.image_token_id,
         projection_dim=32,
         hidden_size=32,
@@ -220,16 +254,18 @@ def build_tiny_qwen2_5_vl(out_dir: str | Path, seed: int = 0) -> Path:
     }
     tokenizer = _vlm_tokenizer(["<|im_start|>", "<|im_end|>", *named.values()], named)
     image_processor = Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
-    processor = Qwen2_5_VLProcessor(image_processor, tokenizer, Qwen2VLVideoProcessor(), chat_template=QWEN_CHAT_TEMPLATE)
+    video_processor = Qwen2VLVideoProcessor()
+    processor = Qwen2_5_VLProcessor(image_processor, tokenizer, video_processor, chat_template=QWEN_CHAT_TEMPLATE)
     eos_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id]
     # mrope_section sums to head_dim / 2 = (32 / 2) / 2
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
     config = Qwen2_5_VLConfig(
         text_config=_text_config(len(tokenizer), tokenizer, eos_ids, rope_parameters=rope),
-        vision_config=dict(
-            depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
-            patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56, fullatt_block_indexes=[0],
-        ),
+        vision_config={
+            "depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 32,
+            "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
+            "fullatt_block_indexes": [0],
+        },
         image_token_id=tokenizer.image_token_id,
         video_token_id=tokenizer.video_token_id,
         vision_start_token_id=tokenizer.vision_start_token_id,
@@ -249,8 +285,8 @@ def _flux_components(seed: int) -> dict:
 
     clip_tokenizer, t5_tokenizer = _clip_tokenizer(), _t5_tokenizer()
     clip_config = CLIPTextConfig(
-        vocab_size=len(clip_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        projection_dim=32, max_position_embeddings=77, bos_token_id=clip_tokenizer.bos_token_id,
+        vocab_size=len(clip_tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=2, projection_dim=32, max_position_embeddings=77, bos_token_id=clip_tokenizer.bos_token_id,
         eos_token_id=clip_tokenizer.eos_token_id, pad_token_id=clip_tokenizer.pad_token_id,
     )
     t5_config = T5Config(
@@ -259,24 +295,24 @@ def _flux_components(seed: int) -> dict:
     )
 
     def make() -> dict:
-        return dict(
+        return {
             # in_channels = 4 x VAE latent channels (2x2 packing); rope axes sum to the head dim
-            transformer=FluxTransformer2DModel(
+            "transformer": FluxTransformer2DModel(
                 patch_size=1, in_channels=16, num_layers=1, num_single_layers=1, attention_head_dim=16,
                 num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 6, 6],
             ),
-            text_encoder=CLIPTextModel(clip_config),
-            text_encoder_2=T5EncoderModel(t5_config),
-            vae=AutoencoderKL(
+            "text_encoder": CLIPTextModel(clip_config),
+            "text_encoder_2": T5EncoderModel(t5_config),
+            "vae": AutoencoderKL(
                 in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 8), layers_per_block=1,
                 down_block_types=["DownEncoderBlock2D"] * 2, up_block_types=["UpDecoderBlock2D"] * 2, norm_num_groups=4,
-                sample_size=32, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609, scaling_factor=1.5035,
+                sample_size=32, use_quant_conv=False, use_post_quant_conv=False, shift_factor=0.0609,
+                scaling_factor=1.5035,
             ),
-        )
+        }
 
-    return dict(
-        _seeded(seed, make), tokenizer=clip_tokenizer, tokenizer_2=t5_tokenizer, scheduler=FlowMatchEulerDiscreteScheduler()
-    )
+    tokenizers = {"tokenizer": clip_tokenizer, "tokenizer_2": t5_tokenizer}
+    return {**_seeded(seed, make), **tokenizers, "scheduler": FlowMatchEulerDiscreteScheduler()}
 
 
 def build_tiny_flux(out_dir: str | Path, seed: int = 0) -> Path:

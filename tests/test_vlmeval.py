@@ -121,3 +121,22 @@ def test_one_standard_vlmeval_dataset_per_answer_type(tiny_paths, auditdm_home, 
     assert 0 <= float(doc["Overall"].iloc[0]) <= 100
     coco = json.loads((work / model / f"{model}_COCO_VAL_score.json").read_text())
     assert math.isfinite(coco["CIDEr"]) and len(coco["Bleu"]) == 4 and "ROUGE_L" in coco
+
+
+@pytest.mark.slow
+def test_launcher_exits_nonzero_when_vlmeval_swallows_a_dataset_error(tiny_paths, auditdm_home, tmp_path):
+    """Random references never agree: the audited set has no answerable probe. VLMEvalKit logs the
+    dataset's error and exits 0; the launcher reads its status.json, names it and exits 1."""
+    images = tmp_path / "images"
+    images.mkdir()
+    photo(90, (64, 56)).save(images / "one.png")
+    run_audit(AuditConfig(
+        target="tiny-paligemma2", references=["tiny-gemma3-seed1", "tiny-qwen2.5-vl"], auditor="tiny-gemma3",
+        images=str(images), out=str(tmp_path / "audit"), answer_max_new_tokens=5, auditor_max_new_tokens=10,
+        cache_dir=str(tmp_path / "cache"), show_progress=False,
+    ))
+    assert not any(load_audit(tmp_path / "audit")["ensemble_agrees"])
+    done = subprocess.run([str(BIN / "auditdm-vlmeval"), "--model", "tiny-gemma3", "--data", str(tmp_path / "audit"), "--work-dir", str(tmp_path / "work")],
+                          env=env_for(auditdm_home, tmp_path / "LMUData"), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1
+    assert "AuditDM_audit failed" in done.stderr and "agreed on" in done.stderr

@@ -35,9 +35,9 @@ PAPER16: tuple[Benchmark, ...] = (
     Benchmark("DocVQA", "open", "docvqa_val", "DocVQA_VAL"),
     Benchmark("ChartQA", "open", "chartqa", "ChartQA_TEST"),
     Benchmark(
-        "RefCOCO", "grounding", "refcoco_bbox_rec_val", None,
+        "RefCOCO", "grounding", "refcoco_bbox_rec_val", "RefCOCO",
         lmms_eval_note="the paper reports segmentation mIoU; lmms-eval scores box referring-expression comprehension",
-        vlmeval_note=NO_VLMEVAL.format("RefCOCO grounding"),
+        vlmeval_note="the paper reports segmentation mIoU; VLMEvalKit scores boxes (Precision@1, IoU)",
     ),
     Benchmark(
         "COCO Caption", "caption", "coco2017_cap_val", "COCO_VAL",

@@ -9,6 +9,7 @@ failure type and per audit mode.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -55,6 +56,7 @@ def audited_frame(source: str) -> pd.DataFrame:
                 "is_failure": bool(row["is_failure"]),
                 "mode": row["mode"],
                 "probe_id": row["probe_id"],
+                "image_sha256": row["image_sha256"],
             }
         )
     if not rows:
@@ -88,6 +90,12 @@ class AuditDMDataset(ImageBaseDataset):
 
     def load_data(self, dataset: str) -> pd.DataFrame:
         return audited_frame(self.SOURCES[dataset])
+
+    def post_build(self, dataset: str) -> None:
+        # VLMEvalKit writes images to <img_root>/<index>.png once and never rewrites them: key the
+        # folder by content so two audits under one name never share stale images.
+        digest = hashlib.sha256("".join(self.data["image_sha256"]).encode()).hexdigest()[:16]
+        self.img_root = str(Path(self.img_root) / digest)
 
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> pd.DataFrame:
         data = load(eval_file)

@@ -8,7 +8,9 @@ VLMEvalKit has no plugin mechanism, so registration happens in-process before it
 - ``--judge`` defaults to ``exact_matching`` (the default judge is an API model).
 - ``--local-data`` uses standard datasets' TSVs found in $LMUData as they are, without the md5
   check that would otherwise re-download them.
-Every other argument goes to VLMEvalKit unchanged.
+Every other argument goes to VLMEvalKit unchanged. VLMEvalKit reuses predictions it finds in
+``<work-dir>/<model>/`` even without ``--reuse``: use a fresh ``--work-dir`` per evaluation. Its
+``main()`` logs a failing dataset and goes on; this launcher then exits 1 and names it.
 """
 
 from __future__ import annotations
@@ -90,7 +92,27 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.argv = ["vlmeval", "--model", *model_names, "--data", *data_names, "--work-dir", args.work_dir, "--judge", args.judge, *passthrough]
     run.main()
-    return 0
+    failed = failed_datasets(Path(args.work_dir), model_names)
+    for model, dataset, reason in failed:
+        print(f"auditdm-vlmeval: {model} x {dataset} failed: {reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def failed_datasets(work_dir: Path, model_names: list[str]) -> list[tuple[str, str, str]]:
+    """(model, dataset, reason) for each dataset VLMEvalKit's status.json records as failed."""
+    import json
+
+    failed = []
+    for model in model_names:
+        status = work_dir / model / "status.json"
+        if not status.exists():
+            failed.append((model, "*", f"no {status}"))
+            continue
+        for dataset, entry in json.loads(status.read_text()).get("datasets", {}).items():
+            reason = entry.get("error_message") or entry.get("skip_reason")
+            if reason and reason != "-":
+                failed.append((model, dataset, str(reason)))
+    return failed
 
 
 if __name__ == "__main__":
