@@ -144,6 +144,14 @@ def load_audit(out_dir: str | Path) -> datasets.Dataset:
     return datasets.load_dataset("parquet", data_files={SPLIT: [str(s) for s in shards]}, features=FEATURES, split=SPLIT)
 
 
+def load_audited(source: str | Path) -> datasets.Dataset:
+    """An audited dataset from an audit output directory (or a pulled copy), or a Hub dataset id."""
+    path = Path(source)
+    if (path / "data").is_dir():
+        return load_audit(path)
+    return datasets.load_dataset(str(source), split=SPLIT)
+
+
 def summarize(dataset: datasets.Dataset) -> dict[str, Any]:
     """Counts per mode: probes, ensemble agreement, discovered failures and the failure-search rate."""
     table = dataset.select_columns(["mode", "ensemble_agrees", "is_failure", "reward"]).to_pandas()

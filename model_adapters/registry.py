@@ -97,10 +97,10 @@ def resolve(name_or_path: str) -> tuple[str, ModelSpec]:
         return path, spec
     local = Path(name_or_path).expanduser()
     if local.exists():
-        if not (local / "config.json").is_file():
+        if not any((local / marker).is_file() for marker in ("config.json", "adapter_config.json")):
             raise UnknownModelError(
-                f"model {name_or_path!r} is a local path but has no config.json: pass the directory "
-                "that save_pretrained wrote (it holds config.json, the weights and the processor files)"
+                f"model {name_or_path!r} is a local path but has no config.json (nor a PEFT adapter_config.json): "
+                "pass the directory that save_pretrained wrote (config or adapter, weights and processor files)"
             )
         return str(local), ModelSpec(name=name_or_path, path=str(local))
     if HUB_ID.match(name_or_path):

@@ -42,9 +42,9 @@ def resolve_dtype(dtype: str, device: str) -> torch.dtype:
 def local_fingerprint(path: Path) -> str:
     """Identity of a local checkpoint: its config and the names, sizes and mtimes of its weights."""
     digest = hashlib.sha256()
-    config = path / "config.json"
-    if config.exists():
-        digest.update(config.read_bytes())
+    for name in ("config.json", "adapter_config.json"):
+        if (path / name).exists():
+            digest.update((path / name).read_bytes())
     for weights in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
         stat = weights.stat()
         digest.update(f"{weights.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
@@ -71,7 +71,7 @@ class TransformersVLM:
         attn_implementation: str | None = None,
         generation_kwargs: dict[str, Any] | None = None,
     ):
-        from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.name_or_path = str(name_or_path)
         self.model_id = model_id or self.name_or_path
@@ -81,7 +81,7 @@ class TransformersVLM:
         self.generation_kwargs = {**DEFAULT_GENERATION, **(generation_kwargs or {})}
         common = {"revision": revision, "trust_remote_code": trust_remote_code}
         try:
-            config = AutoConfig.from_pretrained(self.name_or_path, **common)
+            # a PEFT adapter directory loads too: transformers reads its base model and applies it
             self.processor = AutoProcessor.from_pretrained(self.name_or_path, **common)
             model_kwargs: dict[str, Any] = {"dtype": self.dtype, **common}
             if attn_implementation:
@@ -100,6 +100,7 @@ class TransformersVLM:
                 "Custom architectures need --trust-remote-code; text-only models cannot answer images."
             ) from error
         self.model.to(self.device).eval()
+        config = self.model.config
         self.model_type = config.model_type
         self.prompt_format = prompt_format_for(self.model_type)
         tokenizer = getattr(self.processor, "tokenizer", None)

@@ -1,5 +1,6 @@
 """Renderers over tiny random Flux / Flux-Kontext pipelines loaded from disk."""
 
+import numpy as np
 import pytest
 
 from auditdm_eval.cache import RenderCache
@@ -20,20 +21,25 @@ def edit(tiny_paths):
     return EditRenderer(str(tiny_paths["tiny-flux-kontext"]), SETTINGS)
 
 
+def pixel_gap(a, b) -> float:
+    """Largest per-pixel difference (0-255): batched float kernels may differ in the last bits."""
+    return float(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max())
+
+
 def test_regenerate_renders_each_caption_deterministically_by_seed(regenerate):
     captions = ["a red car on a road", "two dogs under a tree", "a red car on a road"]
-    images = regenerate.render([photo(0)] * 3, captions, [1, 2, 1])
+    images = regenerate.render([photo(0)] * 3, captions, [1, 2, 1])  # batches of 2 and 1
     assert [image.size for image in images] == [(32, 32)] * 3
-    assert image_sha256(images[0]) == image_sha256(images[2]), "same caption and seed, same image (across batches)"
-    assert image_sha256(images[0]) != image_sha256(images[1])
-    assert image_sha256(regenerate.render([photo(0)], captions[:1], [3])[0]) != image_sha256(images[0])
+    assert pixel_gap(images[0], images[2]) <= 2, "same caption and seed, same image, whatever the batch"
+    assert pixel_gap(images[0], images[1]) > 10
+    assert pixel_gap(regenerate.render([photo(0)], captions[:1], [3])[0], images[0]) > 10, "another seed, another image"
 
 
 def test_edit_renders_at_the_requested_size_from_any_source_size(edit):
     images = edit.render([photo(1, (96, 64)), photo(2, (40, 40))], ["make the car blue", "add a hat"], [0, 0])
     assert [image.size for image in images] == [(32, 32), (32, 32)]
     again = edit.render([photo(1, (96, 64))], ["make the car blue"], [0])
-    assert image_sha256(again[0]) == image_sha256(images[0])
+    assert pixel_gap(again[0], images[0]) <= 2
 
 
 def test_render_cache_skips_rendering_what_is_on_disk(regenerate, tmp_path):

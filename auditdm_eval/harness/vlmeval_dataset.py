@@ -22,19 +22,9 @@ from vlmeval.smp import load
 from model_adapters.families import SHORT_ANSWER_SUFFIX
 
 from ..matching import ExactMatcher
+from ..store import load_audited
 
 UNTYPED = "untyped"
-
-
-def load_audited(source: str):
-    import datasets
-
-    from ..store import load_audit
-
-    path = Path(source)
-    if (path / "data").is_dir():
-        return load_audit(path)
-    return datasets.load_dataset(source, split="test")
 
 
 def audited_frame(source: str) -> pd.DataFrame:
