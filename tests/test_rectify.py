@@ -151,3 +151,24 @@ def test_sft_script_runs_as_documented(audited, auditdm_home, tmp_path):
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "trained 2 step(s)" in done.stdout and (tmp_path / "out" / "adapter_config.json").exists()
+
+
+@pytest.mark.slow
+def test_refinement_iterations_audit_the_fine_tuned_model(tiny_paths, auditdm_home, tmp_path):
+    env = {**os.environ, "AUDITDM_HOME": str(auditdm_home), "HF_HUB_OFFLINE": "1"}
+    (tmp_path / "recipe.yaml").write_text(
+        "model: x\nfinetune: lora\nselection: answerable\ngenerated_per_original: null\n"
+        "global_batch_size: 2\nper_device_batch_size: 2\nlearning_rate: 1.0e-3\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "recipes" / "iterate.py"), "--target", "tiny-gemma3", "--ensemble", "tiny-gemma3-seed1",
+         "--auditor", "tiny-gemma3", "--images", "skimage:astronaut,chelsea", "--recipe", str(tmp_path / "recipe.yaml"),
+         "--iterations", "2", "--workdir", str(tmp_path / "it"), "--max-steps", "1"],
+        env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    second = load_audit(tmp_path / "it" / "iter2" / "audit")
+    assert set(second["target_model"]) == {str(tmp_path / "it" / "iter1" / "model")}, "iteration 2 audits the fine-tuned model"
+    assert (tmp_path / "it" / "iter1" / "model" / "adapter_config.json").exists()
+    assert (tmp_path / "it" / "iter2" / "model" / "config.json").exists(), "LoRA over a LoRA checkpoint is saved merged"
+    assert answers_after_reload(tmp_path / "it" / "iter2" / "model")[0]

@@ -8,6 +8,7 @@ config from ``recipes/accelerate/``; the global batch size is kept by gradient a
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -65,6 +66,7 @@ class Recipe:
     seed: int = 0
     gradient_checkpointing: bool = False
     lora: LoraSettings = field(default_factory=LoraSettings)
+    merge_lora: bool = False  # save base + adapter merged (always done when the model is itself an adapter)
     output_dir: str = "outputs/recipe"
     notes: str = ""
 
@@ -137,14 +139,20 @@ def load_for_training(recipe: Recipe):
     from model_adapters import resolve
 
     path = resolve(recipe.model)[0]
-    config = AutoConfig.from_pretrained(path)
+    adapter_config = Path(path) / "adapter_config.json"
+    base_path = json.loads(adapter_config.read_text())["base_model_name_or_path"] if adapter_config.exists() else path
+    config = AutoConfig.from_pretrained(base_path)
     text_config = getattr(config, "text_config", config)
     if hasattr(text_config, "attention_dropout"):
         text_config.attention_dropout = recipe.llm_dropout  # the paper's "LLM dropout"
     dtype = torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-    model = AutoModelForImageTextToText.from_pretrained(path, config=config, dtype=dtype)
+    model = AutoModelForImageTextToText.from_pretrained(base_path, config=config, dtype=dtype)
+    if adapter_config.exists():  # a LoRA checkpoint (an earlier iteration): continue from base + adapter
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
     processor = AutoProcessor.from_pretrained(path)
-    return model, processor, dtype
+    return model, processor, dtype, adapter_config.exists()
 
 
 def run_recipe(recipe: Recipe) -> RecipeResult:
@@ -153,7 +161,7 @@ def run_recipe(recipe: Recipe) -> RecipeResult:
     from trl import SFTConfig, SFTTrainer
 
     pairs, generated, original = build_pairs(recipe)
-    model, processor, dtype = load_for_training(recipe)
+    model, processor, dtype, from_adapter = load_for_training(recipe)
     model_type = model.config.model_type
     train_dataset = datasets.Dataset.from_list(rows_for(pairs, model_type))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -202,7 +210,11 @@ def run_recipe(recipe: Recipe) -> RecipeResult:
     )
     with torch.enable_grad():  # some harness imports (vlmeval) switch autograd off process-wide
         result = trainer.train()
-    trainer.save_model(recipe.output_dir)  # LoRA: the adapter; full: the whole model
+    if recipe.finetune == "lora" and (recipe.merge_lora or from_adapter):
+        # an adapter over a merged base would not reload from the original base: save it whole
+        trainer.model.merge_and_unload().save_pretrained(recipe.output_dir)
+    else:
+        trainer.save_model(recipe.output_dir)  # LoRA: the adapter; full: the whole model
     processor.save_pretrained(recipe.output_dir)
     Path(recipe.output_dir, "recipe.yaml").write_text(yaml.safe_dump(asdict(recipe), sort_keys=False))
     return RecipeResult(Path(recipe.output_dir), float(result.training_loss), int(result.global_step), len(pairs), generated, original)
