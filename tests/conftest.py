@@ -62,3 +62,30 @@ def image_folder(tmp_path) -> Path:
     for i in range(3):
         photo(i, (64 + 8 * i, 48)).save(folder / f"img{i}.png")
     return folder
+
+
+FAILURE_TYPES = ["counting", "color recognition"]
+
+
+def make_typed_audit(root: Path, tiny_paths: dict, first_seed: int) -> Path:
+    """An audit whose ensemble is one model's weights under two names (it always agrees), so every
+    probe the target answers differently is a discovered failure; failure types are assigned
+    round-robin, as the report's classifier would. Returns the audit directory."""
+    from auditdm_eval.config import AuditConfig
+    from auditdm_eval.runner import run_audit
+    from auditdm_eval.store import load_audit
+
+    images = root / "images"
+    images.mkdir()
+    for i in range(4):
+        photo(first_seed + i, (64, 56)).save(images / f"img{i}.png")
+    run_audit(AuditConfig(
+        target="tiny-paligemma2", references=["tiny-gemma3-seed1", str(tiny_paths["twin-gemma3"])],
+        auditor="tiny-gemma3", images=str(images), out=str(root / "raw"), answer_max_new_tokens=5,
+        auditor_max_new_tokens=10, cache_dir=str(root / "cache"), show_progress=False,
+    ))
+    typed = load_audit(root / "raw").map(lambda row, i: {"failure_type": FAILURE_TYPES[i % 2]}, with_indices=True)
+    (root / "audit" / "data").mkdir(parents=True)
+    typed.to_parquet(str(root / "audit" / "data" / "test-00000.parquet"))
+    shutil.copy(root / "raw" / "manifest.json", root / "audit" / "manifest.json")
+    return root / "audit"

@@ -2,52 +2,27 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import FAILURE_TYPES, make_typed_audit
+
 pytest.importorskip("lmms_eval")
 
-from auditdm_eval.config import AuditConfig  # noqa: E402
 from auditdm_eval.harness.lmms_eval_tasks import write_tasks  # noqa: E402
-from auditdm_eval.runner import run_audit  # noqa: E402
 from auditdm_eval.store import load_audit  # noqa: E402
 
 LMMS_EVAL = str(Path(sys.executable).with_name("lmms-eval"))
-TYPES = ["counting", "color recognition"]
+TYPES = FAILURE_TYPES
 
 
 @pytest.fixture(scope="module")
 def audited(tiny_paths, tmp_path_factory):
-    """An audit whose ensemble is one model's weights under two names (it always agrees); every
-    probe the target answers differently is a discovered failure. Failure types are assigned
-    round-robin, as the report's classifier would."""
     root = tmp_path_factory.mktemp("lmms")
-    images = root / "images"
-    images.mkdir()
-    from conftest import photo
-
-    for i in range(4):
-        photo(20 + i, (64, 56)).save(images / f"img{i}.png")
-    config = AuditConfig(
-        target="tiny-paligemma2",
-        references=["tiny-gemma3-seed1", str(tiny_paths["twin-gemma3"])],
-        auditor="tiny-gemma3",
-        images=str(images),
-        out=str(root / "raw"),
-        answer_max_new_tokens=5,
-        auditor_max_new_tokens=10,
-        cache_dir=str(root / "cache"),
-        show_progress=False,
-    )
-    run_audit(config)
-    typed = load_audit(root / "raw").map(lambda row, i: {"failure_type": TYPES[i % 2]}, with_indices=True)
-    (root / "audit" / "data").mkdir(parents=True)
-    typed.to_parquet(str(root / "audit" / "data" / "test-00000.parquet"))
-    shutil.copy(root / "raw" / "manifest.json", root / "audit" / "manifest.json")
+    make_typed_audit(root, tiny_paths, first_seed=20)
     return root
 
 

@@ -3,7 +3,6 @@
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,16 +10,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import FAILURE_TYPES, make_typed_audit, photo
+
 pytest.importorskip("vlmeval")
 
 from auditdm_eval.config import AuditConfig  # noqa: E402
 from auditdm_eval.runner import run_audit  # noqa: E402
 from auditdm_eval.store import load_audit  # noqa: E402
-from conftest import photo  # noqa: E402
 from harness_data import place_lmudata_tsv  # noqa: E402
 
 BIN = Path(sys.executable).parent
-TYPES = ["counting", "color recognition"]
+TYPES = FAILURE_TYPES
 
 
 def env_for(home: Path, lmudata: Path) -> dict:
@@ -31,20 +31,7 @@ def env_for(home: Path, lmudata: Path) -> dict:
 @pytest.fixture(scope="module")
 def audited(tiny_paths, tmp_path_factory):
     root = tmp_path_factory.mktemp("vlmeval")
-    images = root / "images"
-    images.mkdir()
-    for i in range(4):
-        photo(60 + i, (64, 56)).save(images / f"img{i}.png")
-    config = AuditConfig(
-        target="tiny-paligemma2", references=["tiny-gemma3-seed1", str(tiny_paths["twin-gemma3"])],
-        auditor="tiny-gemma3", images=str(images), out=str(root / "raw"), answer_max_new_tokens=5,
-        auditor_max_new_tokens=10, cache_dir=str(root / "cache"), show_progress=False,
-    )
-    run_audit(config)
-    typed = load_audit(root / "raw").map(lambda row, i: {"failure_type": TYPES[i % 2]}, with_indices=True)
-    (root / "audit" / "data").mkdir(parents=True)
-    typed.to_parquet(str(root / "audit" / "data" / "test-00000.parquet"))
-    shutil.copy(root / "raw" / "manifest.json", root / "audit" / "manifest.json")
+    make_typed_audit(root, tiny_paths, first_seed=60)
     return root
 
 
