@@ -233,11 +233,35 @@ def cmd_pull(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="audit output directory")
+    parser.add_argument("--compare", help="a second audit (another target) for the side-by-side chart")
+    parser.add_argument("--out", help="where to write report.md and the PNG plots (default: <dataset>/report)")
+    parser.add_argument("--embedding-fallback", action="store_true", help="place questions no rule claims by embedding similarity")
+    parser.add_argument("--write-types", action="store_true", help="store the types in the dataset's failure_type column")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .failure_types import EmbeddingTypeClassifier
+    from .report import make_report, write_types
+
+    if args.write_types:
+        typed = write_types(args.dataset, EmbeddingTypeClassifier() if args.embedding_fallback else None)
+        print(f"typed {typed} probes in {args.dataset}")
+    report = make_report(args.dataset, args.out or Path(args.dataset) / "report", args.compare, args.embedding_fallback)
+    print(report.markdown.read_text())
+    print(f"written: {report.markdown}, " + ", ".join(str(p) for p in report.plots))
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None, Callable[[argparse.Namespace], int]]] = {
     "audit": ("discover target failures: auditor -> renderer -> answerers -> judge", add_audit_arguments, cmd_audit),
     "models": ("list registered model names", None, cmd_models),
     "write-tasks": ("write lmms-eval auditdm_* task YAMLs for an audited dataset", add_write_tasks_arguments, cmd_write_tasks),
     "eval": ("run a benchmark suite (paper16) through lmms-eval or VLMEvalKit with our adapters", add_eval_arguments, cmd_eval),
+    "report": ("failure types, per-type failure rates, plots and review statistics", add_report_arguments, cmd_report),
     "push": ("publish an audited dataset to the Hugging Face Hub with a dataset card", add_push_arguments, cmd_push),
     "pull": ("download an audited dataset from the Hub (or copy a local one)", add_pull_arguments, cmd_pull),
     "tasks-dir": ("print the default lmms-eval --include_path for written tasks", None, cmd_tasks_dir),

@@ -1,0 +1,158 @@
+"""``auditdm report``: failure types, per-type failure rates, plots, and review statistics.
+
+Per-type failure rate = discovered failures of that type / probes of that type the references
+agreed on. Comparing two targets (Figure 4 of the paper) normalises each type's two rates to sum
+to 100 and orders types from the first target's most pronounced weaknesses to the second's.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import pandas as pd
+
+from .failure_types import EmbeddingTypeClassifier, classify_all
+from .store import AuditStore, load_audit
+
+REVIEW_LABELS = ("target failure", "ambiguous", "unanswerable")
+
+
+def probe_types(dataset: datasets.Dataset, fallback: EmbeddingTypeClassifier | None = None) -> list[str]:
+    consensus = [[a] if a else [] for a in dataset["consensus_answer"]]
+    return classify_all(dataset["question"], consensus, fallback)
+
+
+def write_types(out_dir: str | Path, fallback: EmbeddingTypeClassifier | None = None) -> int:
+    """Fill the ``failure_type`` column of every shard (atomically, shard by shard); returns rows typed."""
+    typed = 0
+    for shard in AuditStore(out_dir).shards():
+        table = datasets.Dataset.from_parquet(str(shard), features=load_audit(out_dir).features)
+        types = probe_types(table, fallback)
+        table = table.map(lambda _, i: {"failure_type": types[i]}, with_indices=True)
+        tmp = shard.with_name(f".{shard.name}.tmp")
+        table.to_parquet(str(tmp))
+        tmp.replace(shard)
+        typed += len(types)
+    return typed
+
+
+def failure_rates(dataset: datasets.Dataset, types: list[str] | None = None) -> pd.DataFrame:
+    frame = dataset.select_columns(["ensemble_agrees", "is_failure", "failure_type", "question", "consensus_answer"]).to_pandas()
+    frame["type"] = types if types is not None else [t or "other" for t in frame["failure_type"]]
+    frame = frame[frame["ensemble_agrees"]]
+    grouped = frame.groupby("type").agg(probes=("is_failure", "size"), failures=("is_failure", "sum"))
+    grouped["failure_rate"] = grouped["failures"] / grouped["probes"]
+    return grouped.sort_values(["failure_rate", "failures"], ascending=False)
+
+
+def normalized_comparison(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFrame:
+    """Per type, the two targets' failure rates scaled to sum to 100 (types either target failed)."""
+    joined = a[["failure_rate"]].join(b[["failure_rate"]], how="outer", lsuffix="_a", rsuffix="_b").fillna(0.0)
+    total = joined["failure_rate_a"] + joined["failure_rate_b"]
+    joined = joined[total > 0]
+    out = pd.DataFrame(
+        {label_a: 100 * joined["failure_rate_a"] / total[total > 0], label_b: 100 * joined["failure_rate_b"] / total[total > 0]}
+    )
+    return out.sort_values(label_a, ascending=False)
+
+
+def plot_rates(rates: pd.DataFrame, title: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.55 * len(rates) + 2), 4))
+    ax.bar(rates.index, 100 * rates["failure_rate"], color="#c0392b")
+    ax.set_ylabel("failure rate (%)")
+    ax.set_title(title)
+    ax.tick_params(axis="x", rotation=60)
+    plt.setp(ax.get_xticklabels(), ha="right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_comparison(table: pd.DataFrame, title: str, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(table) + 2), 4))
+    positions = range(len(table))
+    width = 0.4
+    for offset, (label, color) in zip((-width / 2, width / 2), zip(table.columns, ("#2e86c1", "#e67e22"))):
+        ax.bar([p + offset for p in positions], table[label], width, label=label, color=color)
+    ax.set_xticks(list(positions), table.index, rotation=60, ha="right")
+    ax.set_ylabel("normalised failure rate (row sums to 100)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def read_labels(path: Path) -> dict[str, str]:
+    """probe_id -> label; the last label given to a probe wins."""
+    labels: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                labels[entry["probe_id"]] = entry["label"]
+    return labels
+
+
+def review_table(labels: dict[str, str]) -> pd.DataFrame:
+    """The paper's Table 3 from human labels: share of target failures, ambiguous, unanswerable."""
+    counts = Counter(labels.values())
+    total = sum(counts[label] for label in REVIEW_LABELS)
+    rows = [{"type": label, "count": counts[label], "percentage": 100 * counts[label] / total if total else 0.0} for label in REVIEW_LABELS]
+    return pd.DataFrame(rows).set_index("type")
+
+
+@dataclass
+class Report:
+    markdown: Path
+    plots: list[Path]
+    rates: pd.DataFrame
+    comparison: pd.DataFrame | None
+    review: pd.DataFrame | None
+
+
+def make_report(dataset_dir: str | Path, out: str | Path, compare: str | Path | None = None, fallback: bool = False) -> Report:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    classifier = EmbeddingTypeClassifier() if fallback else None
+    audit = load_audit(dataset_dir)
+    target = json.loads((Path(dataset_dir) / "manifest.json").read_text())["identity"]["target"]
+    rates = failure_rates(audit, probe_types(audit, classifier))
+    plots = [plot_rates(rates, f"failure rate per type: {target}", out / "failure_rates.png")]
+    lines = [f"# AuditDM report: {target}", "", f"{int(rates['probes'].sum())} answerable probes, {int(rates['failures'].sum())} failures.", ""]
+    lines += ["| failure type | probes | failures | failure rate |", "|---|---|---|---|"]
+    lines += [f"| {t} | {int(r.probes)} | {int(r.failures)} | {100 * r.failure_rate:.1f}% |" for t, r in rates.iterrows()]
+    comparison = None
+    if compare is not None:
+        other_audit = load_audit(compare)
+        other = json.loads((Path(compare) / "manifest.json").read_text())["identity"]["target"]
+        comparison = normalized_comparison(rates, failure_rates(other_audit, probe_types(other_audit, classifier)), target, other)
+        plots.append(plot_comparison(comparison, f"normalised failure rates: {target} vs {other}", out / "comparison.png"))
+        lines += ["", f"## {target} vs {other} (normalised, each row sums to 100)", "", f"| failure type | {target} | {other} |", "|---|---|---|"]
+        lines += [f"| {t} | {r.iloc[0]:.1f} | {r.iloc[1]:.1f} |" for t, r in comparison.iterrows()]
+    review = None
+    labels = read_labels(Path(dataset_dir) / "labels.jsonl")
+    if labels:
+        review = review_table(labels)
+        lines += ["", f"## Human review ({sum(review['count'])} pairs labelled)", "", "| type | percentage |", "|---|---|"]
+        lines += [f"| {t} | {r.percentage:.1f}% |" for t, r in review.iterrows()]
+    lines += ["", *[f"![{p.stem}]({p.name})" for p in plots], ""]
+    markdown = out / "report.md"
+    markdown.write_text("\n".join(lines))
+    return Report(markdown, plots, rates, comparison, review)
