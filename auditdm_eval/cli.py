@@ -256,12 +256,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_leaderboard_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("results", nargs="+", help="lmms-eval --output_path and/or VLMEvalKit --work-dir directories")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--base", help="model the deltas are taken against")
+    parser.add_argument("--title", default="AuditDM leaderboard")
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from .leaderboard import make_leaderboard, to_markdown
+
+    board = make_leaderboard(args.results, args.out, args.base, args.title)
+    print(to_markdown(board.table, board.deltas))
+    print("written: " + ", ".join(str(p) for p in board.files))
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None, Callable[[argparse.Namespace], int]]] = {
     "audit": ("discover target failures: auditor -> renderer -> answerers -> judge", add_audit_arguments, cmd_audit),
     "models": ("list registered model names", None, cmd_models),
     "write-tasks": ("write lmms-eval auditdm_* task YAMLs for an audited dataset", add_write_tasks_arguments, cmd_write_tasks),
     "eval": ("run a benchmark suite (paper16) through lmms-eval or VLMEvalKit with our adapters", add_eval_arguments, cmd_eval),
     "report": ("failure types, per-type failure rates, plots and review statistics", add_report_arguments, cmd_report),
+    "leaderboard": ("tables and plots from lmms-eval / VLMEvalKit result files", add_leaderboard_arguments, cmd_leaderboard),
     "push": ("publish an audited dataset to the Hugging Face Hub with a dataset card", add_push_arguments, cmd_push),
     "pull": ("download an audited dataset from the Hub (or copy a local one)", add_pull_arguments, cmd_pull),
     "tasks-dir": ("print the default lmms-eval --include_path for written tasks", None, cmd_tasks_dir),

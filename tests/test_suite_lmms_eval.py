@@ -89,3 +89,10 @@ def test_one_standard_benchmark_per_answer_type(tiny_paths, auditdm_home, tmp_pa
     assert 0.0 <= results["ok_vqa_val2014"]["exact_match,none"] <= 1.0
     assert math.isfinite(results["coco2017_cap_val"]["coco_CIDEr,none"])
     assert all(s["filtered_resps"][0] for s in samples_of(out, "coco2017_cap_val")), "our adapter answered every item"
+    # the leaderboard reads the same files, under the paper's benchmark names
+    from auditdm_eval.leaderboard import build_table, read_lmms_eval
+
+    table, _ = build_table(read_lmms_eval(out))
+    assert table.loc["tiny-qwen2.5-vl", "POPE"] == pytest.approx(100 * results["pope"]["pope_accuracy,none"])
+    assert table.loc["tiny-qwen2.5-vl", "SEED-Bench-IMG"] == pytest.approx(100 * results["seedbench"]["seed_image,none"])
+    assert table.loc["tiny-qwen2.5-vl", "COCO Caption"] == pytest.approx(100 * results["coco2017_cap_val"]["coco_CIDEr,none"])

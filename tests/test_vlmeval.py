@@ -108,6 +108,13 @@ def test_one_standard_vlmeval_dataset_per_answer_type(tiny_paths, auditdm_home, 
     assert 0 <= float(doc["Overall"].iloc[0]) <= 100
     coco = json.loads((work / model / f"{model}_COCO_VAL_score.json").read_text())
     assert math.isfinite(coco["CIDEr"]) and len(coco["Bleu"]) == 4 and "ROUGE_L" in coco
+    # the leaderboard reads the same files, under the paper's benchmark names
+    from auditdm_eval.leaderboard import build_table, read_vlmeval
+
+    table, _ = build_table(read_vlmeval(work))
+    assert table.loc[model, "POPE"] == pytest.approx(expected)
+    assert table.loc[model, "COCO Caption"] == pytest.approx(coco["CIDEr"])
+    assert table.loc[model, "DocVQA"] == pytest.approx(float(doc["Overall"].iloc[0]))
 
 
 @pytest.mark.slow
