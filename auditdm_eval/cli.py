@@ -272,12 +272,33 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_review_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="audit output directory; labels go to <dataset>/labels.jsonl")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--all", dest="include_all", action="store_true", help="show every probe, not only the failures")
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from .review import serve
+
+    server = serve(args.dataset, args.port, args.include_all)
+    print(f"reviewing {args.dataset} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C to stop)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None] | None, Callable[[argparse.Namespace], int]]] = {
     "audit": ("discover target failures: auditor -> renderer -> answerers -> judge", add_audit_arguments, cmd_audit),
     "models": ("list registered model names", None, cmd_models),
     "write-tasks": ("write lmms-eval auditdm_* task YAMLs for an audited dataset", add_write_tasks_arguments, cmd_write_tasks),
     "eval": ("run a benchmark suite (paper16) through lmms-eval or VLMEvalKit with our adapters", add_eval_arguments, cmd_eval),
     "report": ("failure types, per-type failure rates, plots and review statistics", add_report_arguments, cmd_report),
+    "review": ("label audited pairs by hand in a local web page (Table 3)", add_review_arguments, cmd_review),
     "leaderboard": ("tables and plots from lmms-eval / VLMEvalKit result files", add_leaderboard_arguments, cmd_leaderboard),
     "push": ("publish an audited dataset to the Hugging Face Hub with a dataset card", add_push_arguments, cmd_push),
     "pull": ("download an audited dataset from the Hub (or copy a local one)", add_pull_arguments, cmd_pull),
