@@ -16,6 +16,7 @@ import datasets
 import pandas as pd
 
 from .failure_types import EmbeddingTypeClassifier, classify_all
+from .records import FEATURES
 from .store import AuditStore, load_audit
 
 REVIEW_LABELS = ("target failure", "ambiguous", "unanswerable")
@@ -30,9 +31,9 @@ def write_types(out_dir: str | Path, fallback: EmbeddingTypeClassifier | None = 
     """Fill the ``failure_type`` column of every shard (atomically, shard by shard); returns rows typed."""
     typed = 0
     for shard in AuditStore(out_dir).shards():
-        table = datasets.Dataset.from_parquet(str(shard), features=load_audit(out_dir).features)
+        table = datasets.Dataset.from_parquet(str(shard), features=FEATURES)
         types = probe_types(table, fallback)
-        table = table.map(lambda _, i: {"failure_type": types[i]}, with_indices=True)
+        table = table.remove_columns("failure_type").add_column("failure_type", types).cast(FEATURES)
         tmp = shard.with_name(f".{shard.name}.tmp")
         table.to_parquet(str(tmp))
         tmp.replace(shard)
