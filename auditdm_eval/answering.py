@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,8 +9,7 @@ from typing import Any
 from model_adapters import GenerationRequest, VisionLanguageModel
 
 from .cache import AnswerCache, answer_key
-
-logger = logging.getLogger(__name__)
+from .isolation import call_isolating_failures
 
 
 @dataclass
@@ -23,8 +21,8 @@ class Output:
 @dataclass
 class CachedGenerator:
     """Wraps one model: looks every request up in the cache, generates the misses in one
-    batched call, and stores them. If the batch raises, each miss is retried alone so one bad
-    request costs only itself; its error is returned, not raised, and not cached."""
+    batched call, and stores them. A request that raises costs only itself: its error is
+    returned, not raised, and not cached."""
 
     model: VisionLanguageModel
     cache: AnswerCache
@@ -49,16 +47,9 @@ class CachedGenerator:
         return [Output(found[key]) if key in found else Output("", errors[key]) for key in keys]
 
     def _generate(self, items: list[tuple[str, GenerationRequest]]) -> tuple[dict[str, str], dict[str, str]]:
-        requests = [request for _, request in items]
-        try:
-            texts = self.model.generate(requests, **self.generation_kwargs)
-            return {key: text for (key, _), text in zip(items, texts)}, {}
-        except Exception as batch_error:  # noqa: BLE001 - any model error is isolated per request
-            logger.warning("%s raised on a batch of %d (%s); retrying one at a time", self.model_id, len(items), batch_error)
-        generated, errors = {}, {}
-        for key, request in items:
-            try:
-                generated[key] = self.model.generate([request], **self.generation_kwargs)[0]
-            except Exception as error:  # noqa: BLE001
-                errors[key] = f"{type(error).__name__}: {error}"
+        outcomes = call_isolating_failures(
+            lambda requests: self.model.generate(requests, **self.generation_kwargs), [r for _, r in items], self.model_id
+        )
+        generated = {key: text for (key, _), (text, error) in zip(items, outcomes) if error is None}
+        errors = {key: error for (key, _), (_, error) in zip(items, outcomes) if error is not None}
         return generated, errors

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("AUDITDM_HOME", Path.home() / ".cache" / "auditdm")) / "cache"
+    from model_adapters.registry import auditdm_home
+
+    return auditdm_home() / "cache"
 
 
 @dataclass

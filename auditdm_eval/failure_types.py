@@ -75,10 +75,10 @@ class EmbeddingTypeClassifier:
     def __init__(self, model: str | None = None, threshold: float = 0.35):
         from sentence_transformers import SentenceTransformer
 
-        from .matching import _bundled_minilm_path
+        from .matching import bundled_minilm_path
 
         self.threshold = threshold
-        self._model = SentenceTransformer(model or _bundled_minilm_path(), device="cpu")
+        self._model = SentenceTransformer(model or bundled_minilm_path(), device="cpu")
         unique = {rule.name: rule for rule in RULES}
         self._names = list(unique)
         self._types = self._model.encode([f"{r.name}: {r.description}" for r in unique.values()], normalize_embeddings=True)

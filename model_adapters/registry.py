@@ -49,8 +49,13 @@ def register_backend(name: str, factory: Callable[..., VisionLanguageModel]) -> 
     BACKENDS[name] = factory
 
 
+def auditdm_home() -> Path:
+    """Where auditdm keeps what it builds and caches: $AUDITDM_HOME, else ~/.cache/auditdm."""
+    return Path(os.environ.get("AUDITDM_HOME", Path.home() / ".cache" / "auditdm"))
+
+
 def tiny_root() -> Path:
-    return Path(os.environ.get("AUDITDM_HOME", Path.home() / ".cache" / "auditdm")) / "tiny"
+    return auditdm_home() / "tiny"
 
 
 def _hub(name: str, path: str, description: str) -> None:

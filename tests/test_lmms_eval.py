@@ -65,3 +65,11 @@ def test_lmms_eval_scores_the_consensus_model_above_the_audited_target(audited, 
     correct = {t: sum(1 for r in rows if r["failure_type"] == t and not r["is_failure"]) for t in TYPES}
     for t in TYPES:
         assert per_type[t] == pytest.approx(correct[t] / counts[t])
+
+
+def test_tasks_for_a_saved_dataset_read_its_failure_types(audited, tmp_path):
+    saved = tmp_path / "saved"
+    load_audit(audited / "audit").save_to_disk(str(saved))
+    written = write_tasks(str(saved), tmp_path / "tasks", name="saved")
+    assert set(written.type_tasks) == set(TYPES)
+    assert "load_from_disk: true" in (written.directory / "auditdm_saved.yaml").read_text()

@@ -22,6 +22,7 @@ from typing import Any
 import yaml
 
 from ..matching import ExactMatcher
+from ..store import answer_length
 from model_adapters.families import SHORT_ANSWER_SUFFIX
 
 TASK_PREFIX = "auditdm"
@@ -96,21 +97,10 @@ def dataset_reference(dataset: str) -> dict[str, Any]:
 
 
 def failure_types_of(dataset: str) -> list[str]:
-    from ..store import load_audit
+    from ..store import load_audited
 
-    path = Path(dataset)
-    if (path / "data").is_dir():
-        column = load_audit(path).select_columns(["failure_type", "ensemble_agrees"])
-    else:
-        import datasets
-
-        column = datasets.load_dataset(**_load_kwargs(dataset), split="test").select_columns(["failure_type", "ensemble_agrees"])
+    column = load_audited(dataset).select_columns(["failure_type", "ensemble_agrees"])
     return sorted({row["failure_type"] or UNTYPED for row in column if row["ensemble_agrees"]})
-
-
-def _load_kwargs(dataset: str) -> dict[str, Any]:
-    reference = dataset_reference(dataset)
-    return {"path": reference["dataset_path"], **{k: v for k, v in reference.get("dataset_kwargs", {}).items() if k != "load_from_disk"}}
 
 
 def _task_config(task: str, reference: dict[str, Any], process_docs: str, max_new_tokens: int) -> dict[str, Any]:
@@ -153,7 +143,7 @@ def write_tasks(
     directory = Path(tasks_dir) / name
     directory.mkdir(parents=True, exist_ok=True)
     reference = dataset_reference(dataset)
-    max_new_tokens = max_new_tokens or _audit_answer_length(dataset) or 16
+    max_new_tokens = max_new_tokens or answer_length(dataset) or 16  # ask as the audit asked
     types = sorted(set(failure_types)) if failure_types is not None else failure_types_of(dataset)
     base = f"{TASK_PREFIX}_{name}"
     utils = [
@@ -180,17 +170,7 @@ def write_tasks(
     return WrittenTasks(directory, base, type_tasks, group)
 
 
-def _audit_answer_length(dataset: str) -> int | None:
-    """Ask as the audit asked: its answer length, when the dataset is a local audit output."""
-    import json
-
-    manifest = Path(dataset) / "manifest.json"
-    if manifest.is_file():
-        return json.loads(manifest.read_text())["identity"].get("answer_max_new_tokens")
-    return None
-
-
 def default_tasks_dir() -> Path:
-    import os
+    from model_adapters.registry import auditdm_home
 
-    return Path(os.environ.get("AUDITDM_HOME", Path.home() / ".cache" / "auditdm")) / "lmms_eval_tasks"
+    return auditdm_home() / "lmms_eval_tasks"

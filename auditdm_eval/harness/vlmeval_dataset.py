@@ -22,7 +22,7 @@ from vlmeval.smp import load
 from model_adapters.families import SHORT_ANSWER_SUFFIX
 
 from ..matching import ExactMatcher
-from ..store import load_audited
+from ..store import answer_length, load_audited
 
 UNTYPED = "untyped"
 
@@ -68,11 +68,8 @@ class AuditDMDataset(ImageBaseDataset):
     def generation_for(cls, name: str | None) -> dict[str, Any]:
         """Ask as the audit asked: its answer length, when the source is a local audit output."""
         source = cls.SOURCES.get(name or "")
-        manifest = Path(source) / "manifest.json" if source else None
-        if manifest is not None and manifest.is_file():
-            length = json.loads(manifest.read_text())["identity"].get("answer_max_new_tokens")
-            return {"max_new_tokens": length} if length else {}
-        return {}
+        length = answer_length(source) if source else None
+        return {"max_new_tokens": length} if length else {}
 
     @classmethod
     def supported_datasets(cls) -> list[str]:
