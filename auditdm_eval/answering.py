@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from model_adapters import GenerationRequest, VisionLanguageModel
 
@@ -26,14 +25,13 @@ class CachedGenerator:
 
     model: VisionLanguageModel
     cache: AnswerCache
-    generation_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
         return self.model.model_id
 
     def __call__(self, requests: Sequence[GenerationRequest]) -> list[Output]:
-        keys = [answer_key(self.model.fingerprint, r, self.generation_kwargs) for r in requests]
+        keys = [answer_key(self.model.fingerprint, r) for r in requests]
         found = self.cache.get_many(keys)
         missing: dict[str, GenerationRequest] = {}
         for key, request in zip(keys, requests):
@@ -48,7 +46,7 @@ class CachedGenerator:
 
     def _generate(self, items: list[tuple[str, GenerationRequest]]) -> tuple[dict[str, str], dict[str, str]]:
         outcomes = call_isolating_failures(
-            lambda requests: self.model.generate(requests, **self.generation_kwargs), [r for _, r in items], self.model_id
+            self.model.generate, [r for _, r in items], self.model_id
         )
         generated = {key: text for (key, _), (text, error) in zip(items, outcomes) if error is None}
         errors = {key: error for (key, _), (_, error) in zip(items, outcomes) if error is not None}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from model_adapters import GenerationRequest
+from model_adapters import GREEDY, GenerationRequest, GenerationSettings
 
 from .answering import CachedGenerator, Output
 from .prompts import AuditorPrompts
@@ -31,6 +31,7 @@ class Auditor:
     generator: CachedGenerator
     prompts: AuditorPrompts
     variant: str
+    settings: GenerationSettings = GREEDY
 
     @property
     def auditor_id(self) -> str:
@@ -42,7 +43,10 @@ class Auditor:
             raise ValueError(f"unknown auditor output {kind!r}; choose one of: {', '.join(WRITING_KINDS)}")
         instruction = getattr(self.prompts, kind)
         requests = [
-            GenerationRequest(images=(image,), prompt=instruction, task="instruct", metadata={"image_shas": [sha], "seed": seed})
+            GenerationRequest(
+                images=(image,), prompt=instruction, task="instruct", settings=self.settings, seed=seed,
+                metadata={"image_shas": [sha]},
+            )
             for image, sha, seed in zip(images, image_shas, seeds)
         ]
         outputs = []

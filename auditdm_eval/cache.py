@@ -30,13 +30,16 @@ def request_image_shas(request: GenerationRequest) -> list[str]:
     return list(cached) if cached is not None else [image_sha256(image) for image in request.images]
 
 
-def answer_key(fingerprint: str, request: GenerationRequest, generation_kwargs: dict[str, Any]) -> str:
+def answer_key(fingerprint: str, request: GenerationRequest) -> str:
+    """Everything that decides a model's text: weights, pixels, prompt, task, settings (and the seed
+    when sampling; a greedy answer is shared by every seed)."""
     return content_key(
         model=fingerprint,
         images=request_image_shas(request),
         prompt=request.prompt,
         task=request.task,
-        generation=generation_kwargs,
+        generation=request.settings.key(),
+        seed=request.seed if request.settings.sampling else None,
     )
 
 

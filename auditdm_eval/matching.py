@@ -119,7 +119,7 @@ class JudgeMatcher:
         self._exact = ExactMatcher()
 
     def same(self, pairs, questions=None, images=None) -> list[bool]:
-        from model_adapters import GenerationRequest
+        from model_adapters import GenerationRequest, GenerationSettings
 
         result = self._exact.same(pairs)
         pending = [i for i, ok in enumerate(result) if not ok and all(p.strip() for p in pairs[i])]
@@ -130,10 +130,11 @@ class JudgeMatcher:
                     question=questions[i] if questions is not None else "", a=pairs[i][0], b=pairs[i][1]
                 ),
                 task="instruct",
+                settings=GenerationSettings(max_new_tokens=self.max_new_tokens),
             )
             for i in pending
         ]
-        replies = self.adapter.generate(requests, max_new_tokens=self.max_new_tokens, do_sample=False)
+        replies = self.adapter.generate(requests)
         for i, reply in zip(pending, replies):
             result[i] = normalize_answer(reply).startswith("yes")
         return result

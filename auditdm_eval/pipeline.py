@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 from tqdm.auto import tqdm
 
-from model_adapters import GenerationRequest
+from model_adapters import GREEDY, GenerationRequest, GenerationSettings
 
 from .answering import CachedGenerator, Output
 from .auditor import Auditor
@@ -96,6 +96,7 @@ class AuditPipeline:
     use_source_questions: bool = True
     batch_size: int = 8
     show_progress: bool = True
+    answer_settings: GenerationSettings = GREEDY
 
     def __post_init__(self) -> None:
         unknown = [mode for mode in self.modes if mode not in MODES]
@@ -195,6 +196,7 @@ class AuditPipeline:
                 source_question=item.source.question,
                 source_answer=item.source.answer,
                 source_encoded=item.source.encoded,
+                extra=dict(item.source.extra),
             )
             for item in pending
         ]
@@ -266,7 +268,10 @@ class AuditPipeline:
         if not probes:
             return [], []
         requests = [
-            GenerationRequest(images=(p.image,), prompt=p.question, task="vqa", metadata={"image_shas": [p.image_sha]})
+            GenerationRequest(
+                images=(p.image,), prompt=p.question, task="vqa", settings=self.answer_settings,
+                metadata={"image_shas": [p.image_sha]},
+            )
             for p in probes
         ]
         target = self.answers(self.target, requests)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .audited import type_label
 from .prompts import get_prompts
 from .store import SPLIT, AuditStore, load_audit
 
@@ -44,7 +45,7 @@ def gather_facts(out_dir: Path, license: str, reviewed_share: float | None, audi
         for mode, group in table.groupby("mode")
     }
     failures = table[table["is_failure"]]
-    per_type = Counter(t if isinstance(t, str) else "unclassified" for t in failures["failure_type"])
+    per_type = Counter(type_label(t if isinstance(t, str) else None) for t in failures["failure_type"])
     return CardFacts(
         identity=manifest["identity"],
         probes=int(len(table)),

@@ -8,6 +8,7 @@ tasks and the rectification data are all views of :data:`FEATURES`.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ class SourceImage:
     question: str | None = None  # an original question, when the pool has one
     answer: str | None = None  # its ground-truth answer, when the pool has one
     encoded: bytes | None = None  # the file's own bytes, stored as they are instead of re-encoding
+    extra: dict[str, Any] = field(default_factory=dict)  # what the pool knows beyond pixels (a world's scene)
 
     @property
     def image_sha(self) -> str:
@@ -52,6 +54,7 @@ class Probe:
     source_question: str | None = None
     source_answer: str | None = None
     source_encoded: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # ground truth and other facts about the probe
 
     @property
     def image_sha(self) -> str:
@@ -132,6 +135,7 @@ class AuditRecord:
             "is_failure": v.is_failure,
             "reward": float(v.reward),
             "failure_type": v.failure_type,
+            "extra": json.dumps({**p.extra, **self.extra}, sort_keys=True) if (p.extra or self.extra) else None,
         }
 
 
@@ -169,6 +173,7 @@ FEATURES = datasets.Features(
         "is_failure": datasets.Value("bool"),
         "reward": datasets.Value("float32"),
         "failure_type": _str,
+        "extra": _str,  # JSON: ground truth where known (the world's scene and true answer), other facts
     }
 )
 

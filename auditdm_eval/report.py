@@ -15,6 +15,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
+from .audited import ANSWERABLE_COLUMNS, is_answerable, type_label
 from .failure_types import EmbeddingTypeClassifier, classify_all
 from .records import FEATURES
 from .store import AuditStore, load_audit
@@ -42,9 +43,9 @@ def write_types(out_dir: str | Path, fallback: EmbeddingTypeClassifier | None = 
 
 
 def failure_rates(dataset: datasets.Dataset, types: list[str] | None = None) -> pd.DataFrame:
-    frame = dataset.select_columns(["ensemble_agrees", "is_failure", "failure_type", "question", "consensus_answer"]).to_pandas()
-    frame["type"] = types if types is not None else [t or "other" for t in frame["failure_type"]]
-    frame = frame[frame["ensemble_agrees"]]
+    frame = dataset.select_columns([*ANSWERABLE_COLUMNS, "is_failure", "failure_type", "question"]).to_pandas()
+    frame["type"] = types if types is not None else [type_label(t) for t in frame["failure_type"]]
+    frame = frame[[is_answerable(row) for _, row in frame.iterrows()]]
     grouped = frame.groupby("type").agg(probes=("is_failure", "size"), failures=("is_failure", "sum"))
     grouped["failure_rate"] = grouped["failures"] / grouped["probes"]
     return grouped.sort_values(["failure_rate", "failures"], ascending=False)

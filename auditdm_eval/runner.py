@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_adapters import VisionLanguageModel, load_model, resolve
+from model_adapters import GenerationSettings, VisionLanguageModel, load_model, resolve
 
 from .answering import CachedGenerator
 from .auditor import Auditor
@@ -76,9 +76,8 @@ class ModelPool:
 def build_pipeline(config: AuditConfig, store: AuditStore, answer_cache: AnswerCache, render_cache: RenderCache) -> AuditPipeline:
     check_models(config)
     pool = ModelPool(config)
-    answer_kwargs = {"max_new_tokens": config.answer_max_new_tokens, "do_sample": False}
-    target = CachedGenerator(pool.get(config.target), answer_cache, answer_kwargs)
-    references = [CachedGenerator(pool.get(name), answer_cache, answer_kwargs) for name in config.references]
+    target = CachedGenerator(pool.get(config.target), answer_cache)
+    references = [CachedGenerator(pool.get(name), answer_cache) for name in config.references]
     for reference in references:
         if reference.model.fingerprint == target.model.fingerprint:
             raise ConfigError(
@@ -86,10 +85,13 @@ def build_pipeline(config: AuditConfig, store: AuditStore, answer_cache: AnswerC
                 "the ensemble must exclude the target"
             )
     sampling = config.auditor_sampling or config.probes_per_image > 1
-    auditor_kwargs: dict[str, Any] = {"max_new_tokens": config.auditor_max_new_tokens, "do_sample": sampling}
-    if sampling:
-        auditor_kwargs.update(temperature=1.0, top_p=0.95)
-    auditor = Auditor(CachedGenerator(pool.get(config.auditor), answer_cache, auditor_kwargs), get_prompts(config.prompt_variant), config.prompt_variant)
+    auditor_settings = GenerationSettings(
+        max_new_tokens=config.auditor_max_new_tokens, temperature=1.0 if sampling else 0.0, top_p=0.95 if sampling else 1.0
+    )
+    auditor = Auditor(
+        CachedGenerator(pool.get(config.auditor), answer_cache), get_prompts(config.prompt_variant), config.prompt_variant,
+        auditor_settings,
+    )
     renderers = {}
     for mode in config.modes:
         if mode not in MODES:
@@ -127,6 +129,7 @@ def build_pipeline(config: AuditConfig, store: AuditStore, answer_cache: AnswerC
         use_source_questions=config.use_source_questions,
         batch_size=config.batch_size,
         show_progress=config.show_progress,
+        answer_settings=GenerationSettings(max_new_tokens=config.answer_max_new_tokens),
     )
 
 

@@ -141,7 +141,19 @@ def load_audit(out_dir: str | Path) -> datasets.Dataset:
     shards = AuditStore(out_dir).shards()
     if not shards:
         raise FileNotFoundError(f"{out_dir} holds no audit shards (data/{SPLIT}-*.parquet)")
+    columns = set(pq.read_schema(shards[0]).names)
+    if set(FEATURES) - columns:  # written before a column was added: read it as null
+        loaded = datasets.load_dataset("parquet", data_files={SPLIT: [str(s) for s in shards]}, split=SPLIT)
+        return with_schema(loaded)
     return datasets.load_dataset("parquet", data_files={SPLIT: [str(s) for s in shards]}, features=FEATURES, split=SPLIT)
+
+
+def with_schema(dataset: datasets.Dataset) -> datasets.Dataset:
+    """``dataset`` with every column of :data:`FEATURES`, those it lacks filled with nulls."""
+    for name in FEATURES:
+        if name not in dataset.column_names:
+            dataset = dataset.add_column(name, [None] * dataset.num_rows)
+    return dataset.select_columns(list(FEATURES)).cast(FEATURES)
 
 
 def load_audited(source: str | Path) -> datasets.Dataset:
@@ -152,8 +164,10 @@ def load_audited(source: str | Path) -> datasets.Dataset:
         return load_audit(path)
     if (path / "dataset_dict.json").exists() or (path / "dataset_info.json").exists():
         saved = datasets.load_from_disk(str(path))
-        return saved[SPLIT] if isinstance(saved, datasets.DatasetDict) else saved
-    return datasets.load_dataset(str(source), split=SPLIT)
+        dataset = saved[SPLIT] if isinstance(saved, datasets.DatasetDict) else saved
+    else:
+        dataset = datasets.load_dataset(str(source), split=SPLIT)
+    return dataset if set(FEATURES) <= set(dataset.column_names) else with_schema(dataset)
 
 
 def answer_length(source: str | Path) -> int | None:

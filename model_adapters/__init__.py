@@ -1,7 +1,7 @@
 """Model adapters shared by the audit, the harness plugins and the rectification recipes."""
 
 from .families import PROMPT_FORMATS, ChatTemplateFormat, PaliGemmaFormat, register_prompt_format
-from .protocol import GenerationRequest, VisionLanguageModel
+from .protocol import GREEDY, GenerationRequest, GenerationSettings, VisionLanguageModel, derive_seed, generate_samples
 from .registry import (
     BACKENDS,
     MODELS,
@@ -20,13 +20,17 @@ __all__ = [
     "MODELS",
     "PROMPT_FORMATS",
     "ChatTemplateFormat",
+    "GREEDY",
     "GenerationRequest",
+    "GenerationSettings",
     "ModelLoadError",
     "ModelSpec",
     "PaliGemmaFormat",
     "TransformersVLM",
     "UnknownModelError",
     "VisionLanguageModel",
+    "derive_seed",
+    "generate_samples",
     "list_models",
     "load_model",
     "register_backend",

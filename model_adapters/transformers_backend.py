@@ -12,9 +12,9 @@ from typing import Any
 import torch
 
 from .families import prompt_format_for
-from .protocol import GenerationRequest
+from .protocol import GenerationRequest, check_single_sample
+from .sampling import PerRequestSampling
 
-DEFAULT_GENERATION = {"max_new_tokens": 32, "do_sample": False}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
@@ -69,7 +69,6 @@ class TransformersVLM:
         batch_size: int = 8,
         trust_remote_code: bool = False,
         attn_implementation: str | None = None,
-        generation_kwargs: dict[str, Any] | None = None,
     ):
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -77,8 +76,9 @@ class TransformersVLM:
         self.model_id = model_id or self.name_or_path
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1 (got {batch_size})")
         self.batch_size = batch_size
-        self.generation_kwargs = {**DEFAULT_GENERATION, **(generation_kwargs or {})}
         common = {"revision": revision, "trust_remote_code": trust_remote_code}
         try:
             # a PEFT adapter directory loads too: transformers reads its base model and applies it
@@ -121,21 +121,30 @@ class TransformersVLM:
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
 
-    def generate(self, requests: Sequence[GenerationRequest], **generation_kwargs: Any) -> list[str]:
-        kwargs = {**self.generation_kwargs, **generation_kwargs}
-        outputs: list[str] = []
-        for start in range(0, len(requests), self.batch_size):
-            outputs.extend(self._generate_batch(requests[start : start + self.batch_size], kwargs))
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
+        """One text per request, in order; each request's settings and seed are honoured. Requests
+        are batched by answer length (``max_new_tokens``), then in chunks of ``batch_size``."""
+        check_single_sample(requests)
+        by_length: dict[int, list[int]] = {}
+        for index, request in enumerate(requests):
+            by_length.setdefault(request.settings.max_new_tokens, []).append(index)
+        outputs: list[str] = [""] * len(requests)
+        for max_new_tokens, indices in by_length.items():
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start : start + self.batch_size]
+                for index, text in zip(chunk, self._generate_batch([requests[i] for i in chunk], max_new_tokens)):
+                    outputs[index] = text
         return outputs
 
-    def _generate_batch(self, requests: Sequence[GenerationRequest], kwargs: dict[str, Any]) -> list[str]:
+    def _generate_batch(self, requests: Sequence[GenerationRequest], max_new_tokens: int) -> list[str]:
         inputs = self.processor(**self.prompt_format.processor_inputs(self.processor, requests))
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        seed = kwargs.pop("seed", None)
-        if seed is not None:
-            torch.manual_seed(seed)
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False}
+        sampling = PerRequestSampling(requests)
+        if sampling.active:
+            kwargs["logits_processor"] = [sampling]
         with torch.inference_mode():
             generated = self.model.generate(**inputs, **kwargs)
         new_tokens = generated[:, inputs["input_ids"].shape[1] :]

@@ -3,7 +3,12 @@
 import pytest
 
 from conftest import photo
-from model_adapters import GenerationRequest, ModelLoadError, TransformersVLM, UnknownModelError, load_model, resolve
+from dataclasses import replace
+
+from model_adapters import (
+    GenerationRequest, GenerationSettings, ModelLoadError, TransformersVLM, UnknownModelError, generate_samples, load_model,
+    resolve,
+)
 from model_adapters.families import PaliGemmaFormat, prompt_format_for
 
 FAMILIES = ["tiny-paligemma2", "tiny-gemma3", "tiny-qwen2.5-vl"]
@@ -14,20 +19,25 @@ def adapters(tiny_paths):
     return {name: load_model(name, batch_size=4) for name in FAMILIES}
 
 
-def requests():
+def requests(max_new_tokens=6):
+    settings = GenerationSettings(max_new_tokens=max_new_tokens)
     return [
-        GenerationRequest((photo(1, (64, 48)),), "what colour is the car?"),
-        GenerationRequest((photo(2, (40, 40)),), "how many animals are in this picture of the park today?"),
-        GenerationRequest((photo(3, (80, 32)),), "You are given an image. Generate a single question.", task="instruct"),
+        GenerationRequest((photo(1, (64, 48)),), "what colour is the car?", settings=settings),
+        GenerationRequest((photo(2, (40, 40)),), "how many animals are in this picture of the park today?", settings=settings),
+        GenerationRequest((photo(3, (80, 32)),), "You are given an image. Generate a single question.", task="instruct", settings=settings),
     ]
+
+
+def sampled(request, seed, temperature=1.0, top_p=1.0, max_new_tokens=8):
+    return replace(request, settings=GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p), seed=seed)
 
 
 @pytest.mark.parametrize("name", FAMILIES)
 def test_batched_generation_matches_one_at_a_time(adapters, name):
     """Left padding is right when a padded batch answers exactly as each request alone does."""
     adapter = adapters[name]
-    batch = adapter.generate(requests(), max_new_tokens=6)
-    alone = [adapter.generate([request], max_new_tokens=6)[0] for request in requests()]
+    batch = adapter.generate(requests())
+    alone = [adapter.generate([request])[0] for request in requests()]
     assert len(batch) == 3 and all(isinstance(text, str) for text in batch)
     assert batch == alone
     assert any(batch), "a tiny random model still emits some text"
@@ -40,7 +50,49 @@ def test_adapter_loads_from_a_local_path_with_its_family(adapters, tiny_paths, n
     assert adapter.processor.tokenizer.padding_side == "left"
     from_path = TransformersVLM(str(tiny_paths[name]))
     assert from_path.fingerprint == adapter.fingerprint, "same weights, same cache identity"
-    assert from_path.generate(requests()[:1], max_new_tokens=4) == adapter.generate(requests()[:1], max_new_tokens=4)
+    assert from_path.generate(requests(4)[:1]) == adapter.generate(requests(4)[:1])
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_sampling_follows_each_request_seed_whatever_the_batch(adapters, name):
+    """A sampled request's text depends on its own seed only: alone or in a batch with other
+    requests (greedy or sampled), the same; another seed, another text."""
+    adapter = adapters[name]
+    question = requests()[2]
+    seeds = [11, 12, 13, 14, 15, 16]
+    alone = [adapter.generate([sampled(question, seed)])[0] for seed in seeds]
+    mixed_batch = [requests()[0], *[sampled(question, seed) for seed in seeds], requests()[1]]
+    in_batch = adapter.generate(mixed_batch)
+    assert in_batch[1:-1] == alone
+    assert in_batch[0] == adapter.generate(requests()[:1])[0], "a greedy row beside sampled rows stays greedy"
+    assert len(set(alone)) >= 4, f"six seeds gave only {len(set(alone))} distinct samples: {alone}"
+    assert adapter.generate([sampled(question, 11)]) == alone[:1], "same seed, same sample"
+
+
+def test_top_p_narrows_and_temperature_zero_is_greedy(adapters):
+    adapter = adapters["tiny-gemma3"]
+    question = requests()[2]
+    greedy = adapter.generate([replace(question, settings=GenerationSettings(max_new_tokens=8))])[0]
+    assert adapter.generate([sampled(question, 5, temperature=0.0)])[0] == greedy, "temperature 0 ignores the seed"
+    nucleus = {adapter.generate([sampled(question, seed, top_p=1e-6)])[0] for seed in range(4)}
+    assert nucleus == {greedy}, "a vanishing top-p leaves only the most likely token: greedy"
+
+
+def test_num_samples_gives_distinct_seeded_samples(adapters):
+    adapter = adapters["tiny-gemma3"]
+    request = replace(requests()[2], settings=GenerationSettings(max_new_tokens=8, temperature=1.0, num_samples=4), seed=3)
+    [samples] = generate_samples(adapter, [request])
+    assert len(samples) == 4 and len(set(samples)) >= 3
+    assert samples[0] == adapter.generate([sampled(requests()[2], 3)])[0], "sample 0 keeps the request's seed"
+    with pytest.raises(ValueError, match="generate_samples"):
+        adapter.generate([request])
+
+
+def test_invalid_settings_name_the_field():
+    with pytest.raises(ValueError, match="max_new_tokens must be >= 1"):
+        GenerationSettings(max_new_tokens=0)
+    with pytest.raises(ValueError, match="top_p"):
+        GenerationSettings(top_p=1.5)
 
 
 def test_prompt_formats_per_family(adapters):

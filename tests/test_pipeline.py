@@ -151,10 +151,10 @@ class Flaky:
     def __init__(self, inner):
         self.inner, self.model_id, self.fingerprint = inner, inner.model_id, inner.fingerprint + "-flaky"
 
-    def generate(self, requests, **kwargs):
+    def generate(self, requests):
         if any(r.images and r.images[0].width < 70 for r in requests):
             raise RuntimeError("simulated CUDA error")
-        return self.inner.generate(requests, **kwargs)
+        return self.inner.generate(requests)
 
 
 class Silent:
@@ -163,7 +163,7 @@ class Silent:
     def __init__(self, inner):
         self.inner, self.model_id, self.fingerprint = inner, inner.model_id, inner.fingerprint + "-silent"
 
-    def generate(self, requests, **kwargs):
+    def generate(self, requests):
         return ["  \n" for _ in requests]
 
 

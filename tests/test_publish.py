@@ -36,7 +36,8 @@ def test_upload_folder_loads_back_with_the_full_schema(audit_dir, tmp_path):
     folder = build_upload_folder(audit_dir, tmp_path / "hub", "me/audit", license="cc-by-4.0", reviewed_share=0.25)
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "data", "manifest.json"]
     assert sorted(p.name for p in (folder / "data").iterdir()) == ["test-00000-of-00002.parquet", "test-00001-of-00002.parquet"]
-    loaded = datasets.load_dataset(str(folder))  # what load_dataset("me/audit") does with these files
+    # what load_dataset("me/audit") does with these files (own cache: `datasets` keys a local folder by its name)
+    loaded = datasets.load_dataset(str(folder), cache_dir=str(tmp_path / "hf-cache"))
     assert list(loaded) == ["test"] and loaded["test"].features == FEATURES
     assert loaded["test"].num_rows == load_audit(audit_dir).num_rows == 6
 

@@ -17,7 +17,7 @@ from auditdm_eval.rectify.train import Recipe, run_recipe  # noqa: E402
 from auditdm_eval.runner import run_audit  # noqa: E402
 from auditdm_eval.store import load_audit  # noqa: E402
 from conftest import photo  # noqa: E402
-from model_adapters import GenerationRequest, load_model  # noqa: E402
+from model_adapters import GenerationRequest, GenerationSettings, load_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +77,7 @@ def test_audited_pairs_are_the_failures_answered_with_the_consensus(audited):
 
 def answers_after_reload(path: Path) -> list[str]:
     adapter = load_model(str(path))
-    return adapter.generate([GenerationRequest((photo(7),), "what colour is the car?")], max_new_tokens=3)
+    return adapter.generate([GenerationRequest((photo(7),), "what colour is the car?", settings=GenerationSettings(max_new_tokens=3))])
 
 
 @pytest.mark.parametrize("finetune", ["lora", "full"])

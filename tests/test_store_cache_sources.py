@@ -1,4 +1,6 @@
 
+from dataclasses import replace
+
 import datasets
 import numpy as np
 import pytest
@@ -9,7 +11,7 @@ from auditdm_eval.cache import AnswerCache, RenderCache, answer_key
 from auditdm_eval.records import FEATURES, Answer, AuditRecord, Probe, Verdict, image_sha256
 from auditdm_eval.sources import SourceImage, SourceIssue, SourceOptions, iter_sources
 from auditdm_eval.store import AuditStore, Issue, RunMismatchError, load_audit, summarize
-from model_adapters import GenerationRequest
+from model_adapters import GenerationRequest, GenerationSettings
 
 
 def photo(seed, size=(48, 40)):
@@ -91,7 +93,7 @@ class CountingModel:
         self.calls = []
         self.fail_on = fail_on
 
-    def generate(self, requests, **kwargs):
+    def generate(self, requests):
         self.calls.append(len(requests))
         if self.fail_on is not None and any(r.prompt == self.fail_on for r in requests):
             raise RuntimeError(f"cannot answer {self.fail_on!r}")
@@ -99,20 +101,25 @@ class CountingModel:
 
 
 def test_answer_cache_persists_and_keys_by_content(tmp_path):
-    requests = [GenerationRequest((photo(i),), f"q{i}") for i in range(3)]
+    four = GenerationSettings(max_new_tokens=4)
+    requests = [GenerationRequest((photo(i),), f"q{i}", settings=four) for i in range(3)]
     model = CountingModel()
     cache = AnswerCache(tmp_path / "a.sqlite")
-    first = CachedGenerator(model, cache, {"max_new_tokens": 4})(requests)
+    first = CachedGenerator(model, cache)(requests)
     assert [o.text for o in first] == ["answer to q0", "answer to q1", "answer to q2"]
     assert model.calls == [3], "misses are generated in one batched call"
     cache.close()
     reopened = AnswerCache(tmp_path / "a.sqlite")
-    again = CachedGenerator(model, reopened, {"max_new_tokens": 4})(requests + [GenerationRequest((photo(9),), "q9")])
+    again = CachedGenerator(model, reopened)(requests + [GenerationRequest((photo(9),), "q9", settings=four)])
     assert model.calls == [3, 1], "only the new request reaches the model"
     assert again[0].text == "answer to q0"
-    assert answer_key("f", requests[0], {"max_new_tokens": 4}) != answer_key("f", requests[0], {"max_new_tokens": 5})
-    same_pixels = GenerationRequest((photo(0).copy(),), "q0")
-    assert answer_key("f", same_pixels, {}) == answer_key("f", requests[0], {})
+    five = replace(requests[0], settings=GenerationSettings(max_new_tokens=5))
+    assert answer_key("f", requests[0]) != answer_key("f", five), "settings are part of the key"
+    same_pixels = GenerationRequest((photo(0).copy(),), "q0", settings=four)
+    assert answer_key("f", same_pixels) == answer_key("f", requests[0])
+    sampled = replace(requests[0], settings=GenerationSettings(max_new_tokens=4, temperature=1.0))
+    assert answer_key("f", replace(sampled, seed=1)) != answer_key("f", replace(sampled, seed=2)), "a sample's seed counts"
+    assert answer_key("f", replace(requests[0], seed=1)) == answer_key("f", requests[0]), "a greedy answer is shared by every seed"
 
 
 def test_a_request_that_raises_costs_only_itself(tmp_path):

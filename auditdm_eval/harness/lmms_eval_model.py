@@ -7,18 +7,16 @@ generation settings.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from lmms_eval.api.model import lmms
 from PIL import Image
 from tqdm.auto import tqdm
 
-from model_adapters import load_model
+from model_adapters import GenerationSettings, load_model
 
 from .prompting import harness_request, truncate_at_stop
 
-GENERATION_KEYS = {"max_new_tokens", "temperature", "top_p", "num_beams", "do_sample"}
 
 
 def _as_images(visuals: Any) -> list[Image.Image]:
@@ -36,14 +34,14 @@ def _as_images(visuals: Any) -> list[Image.Image]:
     return images
 
 
-def generation_settings(gen_kwargs: dict[str, Any], default_max_new_tokens: int) -> dict[str, Any]:
-    settings = {key: gen_kwargs[key] for key in GENERATION_KEYS if key in gen_kwargs}
-    settings.setdefault("max_new_tokens", default_max_new_tokens)
-    if float(settings.get("temperature", 0) or 0) <= 0:
-        settings.pop("temperature", None)
-        settings.pop("top_p", None)
-        settings["do_sample"] = False
-    return settings
+def generation_settings(gen_kwargs: dict[str, Any], default_max_new_tokens: int) -> GenerationSettings:
+    """A task's ``generation_kwargs`` as our settings: greedy unless it samples with a temperature."""
+    sampling = bool(gen_kwargs.get("do_sample", False)) and float(gen_kwargs.get("temperature") or 0) > 0
+    return GenerationSettings(
+        max_new_tokens=int(gen_kwargs.get("max_new_tokens") or default_max_new_tokens),
+        temperature=float(gen_kwargs["temperature"]) if sampling else 0.0,
+        top_p=float(gen_kwargs.get("top_p") or 1.0) if sampling else 1.0,
+    )
 
 
 class AuditDMModel(lmms):
@@ -77,28 +75,24 @@ class AuditDMModel(lmms):
         return getattr(self.adapter, "device", "cpu")
 
     def generate_until(self, requests) -> list[str]:
-        outputs: list[str | None] = [None] * len(requests)
-        groups: dict[str, list[int]] = defaultdict(list)
+        outputs: list[str] = []
         prepared = []
-        for index, request in enumerate(requests):
+        for request in requests:
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
             images = _as_images(doc_to_visual(self.task_dict[task][split][doc_id]))
             settings = generation_settings(dict(gen_kwargs), self.max_new_tokens)
-            prepared.append((harness_request(context, images, self.prompt_mode), settings, gen_kwargs.get("until")))
-            groups[repr(sorted(settings.items()))].append(index)
+            prepared.append((harness_request(context, images, self.prompt_mode, settings), gen_kwargs.get("until")))
         progress = tqdm(total=len(requests), desc="auditdm responding", disable=self.rank != 0)
-        for indices in groups.values():
-            settings = prepared[indices[0]][1]
-            for start in range(0, len(indices), self.batch_size_per_gpu):
-                chunk = indices[start : start + self.batch_size_per_gpu]
-                texts = self.adapter.generate([prepared[i][0] for i in chunk], **settings)
-                for i, text in zip(chunk, texts):
-                    until = prepared[i][2]
-                    outputs[i] = truncate_at_stop(text, [until] if isinstance(until, str) else until)
-                    self.cache_hook.add_partial("generate_until", (requests[i].args[0], requests[i].args[1]), outputs[i])
-                progress.update(len(chunk))
+        # the adapter groups by answer length and honours each request's settings
+        for start in range(0, len(prepared), self.batch_size_per_gpu):
+            chunk = prepared[start : start + self.batch_size_per_gpu]
+            for (_, until), text in zip(chunk, self.adapter.generate([request for request, _ in chunk])):
+                outputs.append(truncate_at_stop(text, [until] if isinstance(until, str) else until))
+                index = len(outputs) - 1
+                self.cache_hook.add_partial("generate_until", (requests[index].args[0], requests[index].args[1]), outputs[index])
+            progress.update(len(chunk))
         progress.close()
-        return [text or "" for text in outputs]
+        return outputs
 
     def loglikelihood(self, requests):
         raise NotImplementedError("auditdm models generate text; loglikelihood tasks are not supported")

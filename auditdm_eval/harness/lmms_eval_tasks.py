@@ -12,7 +12,6 @@ Metrics per task:
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -21,13 +20,12 @@ from typing import Any
 
 import yaml
 
-from ..matching import ExactMatcher
-from ..store import answer_length
 from model_adapters.families import SHORT_ANSWER_SUFFIX
 
+from .. import audited
+from ..store import answer_length
+
 TASK_PREFIX = "auditdm"
-UNTYPED = "untyped"
-_MATCHER = ExactMatcher()
 
 
 # -- functions the task YAMLs call ---------------------------------------------------------------
@@ -45,7 +43,7 @@ def doc_to_target(doc: dict[str, Any]) -> str:
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
-    correct = float(_MATCHER.same([(results[0], doc["consensus_answer"] or "")])[0])
+    correct = float(audited.is_correct(results[0], doc["consensus_answer"]))
     return {
         "accuracy": correct,
         "failure_rate": {"discovered": bool(doc["is_failure"]), "failed": 1.0 - correct},
@@ -53,21 +51,19 @@ def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:
 
 
 def aggregate_accuracy(items: list[float]) -> float:
-    return sum(items) / len(items) if items else math.nan
+    return audited.accuracy(items)
 
 
 def aggregate_failure_rate(items: list[dict[str, Any]]) -> float:
-    discovered = [item["failed"] for item in items if item["discovered"]]
-    return sum(discovered) / len(discovered) if discovered else math.nan
+    return audited.failure_rate([1.0 - item["failed"] for item in items], [item["discovered"] for item in items])
 
 
 def answerable(dataset):
-    return dataset.filter(lambda row: bool(row["ensemble_agrees"]) and bool(row["consensus_answer"]))
+    return audited.answerable(dataset)
 
 
 def of_type(dataset, failure_type: str):
-    wanted = None if failure_type == UNTYPED else failure_type
-    return answerable(dataset).filter(lambda row: row["failure_type"] == wanted)
+    return answerable(dataset).filter(lambda value: audited.type_label(value) == failure_type, input_columns=["failure_type"])
 
 
 # -- writing the task files -----------------------------------------------------------------------
@@ -99,8 +95,8 @@ def dataset_reference(dataset: str) -> dict[str, Any]:
 def failure_types_of(dataset: str) -> list[str]:
     from ..store import load_audited
 
-    column = load_audited(dataset).select_columns(["failure_type", "ensemble_agrees"])
-    return sorted({row["failure_type"] or UNTYPED for row in column if row["ensemble_agrees"]})
+    column = load_audited(dataset).select_columns(["failure_type", *audited.ANSWERABLE_COLUMNS])
+    return sorted({audited.type_label(row["failure_type"]) for row in column if audited.is_answerable(row)})
 
 
 def _task_config(task: str, reference: dict[str, Any], process_docs: str, max_new_tokens: int) -> dict[str, Any]:

@@ -13,13 +13,15 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from model_adapters import GenerationRequest
+from model_adapters import GREEDY, GenerationRequest, GenerationSettings
 from model_adapters.families import SHORT_ANSWER_SUFFIX
 
 PROMPT_MODES = ("auto", "instruct", "vqa")
 
 
-def harness_request(context: str, images: Sequence[Image.Image], prompt_mode: str = "auto") -> GenerationRequest:
+def harness_request(
+    context: str, images: Sequence[Image.Image], prompt_mode: str = "auto", settings: GenerationSettings = GREEDY
+) -> GenerationRequest:
     if prompt_mode not in PROMPT_MODES:
         raise ValueError(f"unknown prompt_mode {prompt_mode!r}; choose one of: {', '.join(PROMPT_MODES)}")
     text = context
@@ -28,7 +30,7 @@ def harness_request(context: str, images: Sequence[Image.Image], prompt_mode: st
         task = "vqa" if context.rstrip().endswith(SHORT_ANSWER_SUFFIX.strip()) else "instruct"
     if task == "vqa" and text.rstrip().endswith(SHORT_ANSWER_SUFFIX.strip()):
         text = text.rstrip()[: -len(SHORT_ANSWER_SUFFIX.strip())].rstrip()
-    return GenerationRequest(images=tuple(image.convert("RGB") for image in images), prompt=text, task=task)
+    return GenerationRequest(images=tuple(image.convert("RGB") for image in images), prompt=text, task=task, settings=settings)
 
 
 def truncate_at_stop(text: str, until: Sequence[str] | None) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,10 +20,8 @@ from vlmeval.smp import load
 
 from model_adapters.families import SHORT_ANSWER_SUFFIX
 
-from ..matching import ExactMatcher
+from .. import audited
 from ..store import answer_length, load_audited
-
-UNTYPED = "untyped"
 
 
 def audited_frame(source: str) -> pd.DataFrame:
@@ -34,7 +31,7 @@ def audited_frame(source: str) -> pd.DataFrame:
     dataset = load_audited(source).cast_column("image", datasets.Image(decode=False))
     rows = []
     for row in dataset:
-        if not (row["ensemble_agrees"] and row["consensus_answer"]):
+        if not audited.is_answerable(row):
             continue
         rows.append(
             {
@@ -42,7 +39,7 @@ def audited_frame(source: str) -> pd.DataFrame:
                 "image": base64.b64encode(row["image"]["bytes"]).decode(),
                 "question": row["question"].strip() + SHORT_ANSWER_SUFFIX,
                 "answer": row["consensus_answer"],
-                "failure_type": row["failure_type"] or UNTYPED,
+                "failure_type": audited.type_label(row["failure_type"]),
                 "is_failure": bool(row["is_failure"]),
                 "mode": row["mode"],
                 "probe_id": row["probe_id"],
@@ -65,11 +62,10 @@ class AuditDMDataset(ImageBaseDataset):
         return name
 
     @classmethod
-    def generation_for(cls, name: str | None) -> dict[str, Any]:
+    def answer_length(cls, name: str | None) -> int | None:
         """Ask as the audit asked: its answer length, when the source is a local audit output."""
         source = cls.SOURCES.get(name or "")
-        length = answer_length(source) if source else None
-        return {"max_new_tokens": length} if length else {}
+        return answer_length(source) if source else None
 
     @classmethod
     def supported_datasets(cls) -> list[str]:
@@ -86,20 +82,18 @@ class AuditDMDataset(ImageBaseDataset):
 
     def evaluate(self, eval_file: str, **judge_kwargs: Any) -> pd.DataFrame:
         data = load(eval_file)
-        matcher = ExactMatcher()
         predictions = ["" if pd.isna(p) else str(p) for p in data["prediction"]]
-        data["correct"] = matcher.same(list(zip(predictions, [str(a) for a in data["answer"]])))
+        data["correct"] = [audited.is_correct(p, str(a)) for p, a in zip(predictions, data["answer"])]
         data["is_failure"] = data["is_failure"].astype(str).str.lower().isin({"true", "1"})
-        discovered = data[data["is_failure"]]
-        rows = [
-            {"split": "overall", "n": len(data), "accuracy": data["correct"].mean(),
-             "failure_rate": 1 - discovered["correct"].mean() if len(discovered) else math.nan},
-        ]
+
+        def scores_of(split: str, group: pd.DataFrame) -> dict[str, Any]:
+            correct, discovered = list(group["correct"]), list(group["is_failure"])
+            return {"split": split, "n": len(group), "accuracy": audited.accuracy(correct),
+                    "failure_rate": audited.failure_rate(correct, discovered)}
+
+        rows = [scores_of("overall", data)]
         for column in ("failure_type", "mode"):
-            for value, group in data.groupby(column):
-                found = group[group["is_failure"]]
-                rows.append({"split": f"{column}={value}", "n": len(group), "accuracy": group["correct"].mean(),
-                             "failure_rate": 1 - found["correct"].mean() if len(found) else math.nan})
+            rows += [scores_of(f"{column}={value}", group) for value, group in data.groupby(column)]
         scores = pd.DataFrame(rows)
         stem = str(Path(eval_file).with_suffix(""))
         scores.to_csv(f"{stem}_acc.csv", index=False)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from PIL import Image
 
+from ..audited import is_answerable
 from ..matching import normalize_answer
 from ..records import image_sha256
 
@@ -42,7 +43,7 @@ def pairs_from_audit(dataset: Iterable[dict], selection: str = "failures") -> li
         raise ValueError(f"unknown selection {selection!r}; choose one of: {', '.join(SELECTIONS)}")
     pairs = []
     for row in dataset:
-        if not (row["ensemble_agrees"] and row["consensus_answer"]):
+        if not is_answerable(row):
             continue
         if selection == "failures" and not row["is_failure"]:
             continue
