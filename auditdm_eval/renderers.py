@@ -9,15 +9,18 @@ a Hub id or a local path through ``DiffusionPipeline.from_pretrained``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from PIL import Image
 
 from .cache import RenderCache, content_key
+from .isolation import call_isolating_failures
 from .records import image_sha256
+from .registry import Registry
+from .resources import Stopwatch
 
 PIPELINE_ALIASES: dict[str, str] = {
     "flux.1-dev": "black-forest-labs/FLUX.1-dev",
@@ -53,7 +56,7 @@ class IdentityRenderer:
         return list(sources)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RenderSettings:
     height: int = 1024
     width: int = 1024
@@ -62,7 +65,6 @@ class RenderSettings:
     dtype: str = "auto"
     device: str = "auto"
     batch_size: int = 4
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class DiffusersRenderer:
@@ -94,7 +96,7 @@ class DiffusersRenderer:
         self._torch = torch
         path = Path(name_or_path)
         weights = local_fingerprint(path / "transformer") if path.is_dir() else name_or_path
-        self.fingerprint = content_key(kind=self.kind, weights=weights, settings=self.settings.__dict__)[:20]
+        self.fingerprint = content_key(kind=self.kind, weights=weights, settings=asdict(self.settings))[:20]
 
     def _call_kwargs(self) -> dict[str, Any]:
         s = self.settings
@@ -103,7 +105,6 @@ class DiffusersRenderer:
             "width": s.width,
             "num_inference_steps": s.num_inference_steps,
             "guidance_scale": s.guidance_scale,
-            **s.extra,
         }
         parameters = inspect.signature(self.pipe.__call__).parameters
         if "max_area" in parameters:  # Kontext: without these it resizes to ~1 megapixel
@@ -141,35 +142,57 @@ class EditRenderer(DiffusersRenderer):
         return [image.convert("RGB") for image in result.images]
 
 
-RENDERERS: dict[str, Callable[..., Renderer]] = {
-    "identity": lambda *_args, **_kwargs: IdentityRenderer(),
-    "regenerate": RegenerateRenderer,
-    "edit": EditRenderer,
-}
+RENDERERS: Registry[Renderer] = Registry("renderer", "auditdm.renderers")
+"""Renderer backends by name; a factory takes (mode, model, settings) and returns a :class:`Renderer`
+for that mode: ``regenerate`` renders the auditor's caption, ``edit`` applies its command."""
+
+
+@RENDERERS.register("identity")
+def identity_renderer(mode: str, model: str, settings: RenderSettings) -> Renderer:
+    return IdentityRenderer()
+
+
+@RENDERERS.register("diffusers")
+def diffusers_renderer(mode: str, model: str, settings: RenderSettings) -> Renderer:
+    """A diffusers pipeline by alias, Hub id or local path: text-to-image for regenerate, image editing for edit."""
+    pipelines = {"regenerate": RegenerateRenderer, "edit": EditRenderer}
+    if mode not in pipelines:
+        raise ValueError(f"the diffusers renderer serves modes {', '.join(pipelines)}, not {mode!r}")
+    return pipelines[mode](model, settings)
 
 
 @dataclass
 class CachedRenderer:
-    """Looks each (renderer, source image, text, seed) up on disk before rendering it."""
+    """Looks each (renderer, source image, text, seed) up on disk before rendering it; renders the
+    misses in batches, and a job that raises costs only itself."""
 
     renderer: Renderer
     cache: RenderCache
+    clock: Stopwatch = field(default_factory=Stopwatch)
 
     @property
     def renderer_id(self) -> str:
         return self.renderer.renderer_id
 
-    def render(self, sources: Sequence[Image.Image], texts: Sequence[str], seeds: Sequence[int], source_shas: Sequence[str] | None = None) -> list[Image.Image]:
+    def render(
+        self, sources: Sequence[Image.Image], texts: Sequence[str], seeds: Sequence[int], source_shas: Sequence[str] | None = None
+    ) -> list[tuple[Image.Image | None, str | None]]:
+        """(image, None) or (None, error) per job, in order."""
         shas = list(source_shas) if source_shas is not None else [image_sha256(image) for image in sources]
         keys = [
             content_key(renderer=self.renderer.fingerprint, source=sha, text=text, seed=seed)
             for sha, text, seed in zip(shas, texts, seeds)
         ]
-        images: list[Image.Image | None] = [self.cache.get(key) for key in keys]
-        todo = [i for i, image in enumerate(images) if image is None]
+        outcomes: list[tuple[Image.Image | None, str | None]] = [(self.cache.get(key), None) for key in keys]
+        todo = [i for i, (image, _) in enumerate(outcomes) if image is None]
         if todo:
-            rendered = self.renderer.render([sources[i] for i in todo], [texts[i] for i in todo], [seeds[i] for i in todo])
-            for i, image in zip(todo, rendered):
-                self.cache.put(keys[i], image)
-                images[i] = image
-        return [image for image in images if image is not None]
+            jobs = [(sources[i], texts[i], seeds[i]) for i in todo]
+            with self.clock.measure("render"):
+                rendered = call_isolating_failures(
+                    lambda batch: self.renderer.render(*(list(column) for column in zip(*batch))), jobs, self.renderer_id
+                )
+            for i, (image, error) in zip(todo, rendered):
+                if image is not None:
+                    self.cache.put(keys[i], image)
+                outcomes[i] = (image, error)
+        return outcomes

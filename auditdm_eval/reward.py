@@ -2,8 +2,9 @@
 
 Each completion is the auditor policy's output for its row's image: a question (mode
 ``question``), a regeneration caption (``regenerate``) or an edit command (``edit``). The reward
-runs the very stages an audit runs (render -> answer -> judge) and returns each verdict's reward,
-so training maximises exactly the disagreement the audit measures.
+puts it into a work item and runs the audit plan's very stages (render -> question -> answer ->
+judge): the stage that would have asked the auditor for that text finds it written and passes the
+item on. Training therefore maximises exactly the disagreement an audit measures.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from typing import Any
 
 from PIL import Image
 
-from .answering import Output
-from .auditor import clean_auditor_text
-from .pipeline import AuditPipeline
-from .records import SourceImage
+from .modes import MODES
+from .plan import AuditPlan
+from .records import SourceImage, WorkItem
+from .resources import Resources
+from .stages import run_chain
+from .stages.auditor import clean_auditor_text
+
+TEXT_FIELDS = {None: "question", "caption": "caption", "edit": "edit_command"}
 
 
 def completion_text(completion: Any) -> str:
@@ -32,26 +37,38 @@ def completion_text(completion: Any) -> str:
 
 
 class AuditReward:
-    def __init__(self, pipeline: AuditPipeline, mode: str = "question", image_column: str = "image"):
-        self.pipeline = pipeline
+    """``reward(prompts, completions, image=..., [question=..., source_id=...])`` -> one reward per completion.
+
+    ``last`` keeps the finished work items of the latest call, so other reward terms and logs can
+    read the verdicts (and failures) without running the stages again.
+    """
+
+    def __init__(self, plan: AuditPlan, mode: str = "question", resources: Resources | None = None, image_column: str = "image"):
+        if mode not in plan.modes:
+            raise ValueError(f"the plan audits modes {plan.modes}; it has no stages for {mode!r}")
+        self.plan = plan
         self.mode = mode
         self.image_column = image_column
+        self.stages = [spec.build(resources or Resources()) for spec in plan.stages]
+        self.last: list[WorkItem] = []
         self.__name__ = f"auditdm_{mode}_disagreement"  # trl logs rewards under the function's name
 
-    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float]:
+    def items(self, completions: Sequence[Any], columns: dict[str, Any]) -> list[WorkItem]:
         images = self._images(columns, len(completions))
         questions = columns.get("question") or [None] * len(completions)
         ids = columns.get("source_id") or [f"row{i}" for i in range(len(completions))]
-        pending, texts = [], []
+        field = TEXT_FIELDS[MODES[self.mode].auditor_writes]
+        items = []
         for i, completion in enumerate(completions):
             source = SourceImage(str(ids[i]), images[i].convert("RGB"), question=questions[i])
-            pending.append(self.pipeline.pending_for(source, self.mode, sample=i))
+            item = self.plan.work_item(source, self.mode, sample=i)
             text = clean_auditor_text(completion_text(completion))
-            texts.append(Output(text) if text else Output("", "empty completion"))
-        probes, _ = self.pipeline.make_probes(self.mode, pending, texts)
-        records, _ = self.pipeline.answer_and_judge(probes)
-        reward_by_probe = {record.probe.probe_id: record.verdict.reward for record in records}
-        return [float(reward_by_probe.get(item.probe_id, 0.0)) for item in pending]
+            items.append(item.but(**{field: text}) if text else item.fail("policy", "empty completion", "the policy wrote nothing parseable"))
+        return items
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float]:
+        self.last = run_chain(self.stages, self.items(completions, columns))
+        return [item.verdict.reward if item.alive and item.verdict is not None else 0.0 for item in self.last]
 
     def _images(self, columns: dict[str, Any], count: int) -> list[Image.Image]:
         value = columns.get(self.image_column) or columns.get("images")

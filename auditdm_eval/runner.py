@@ -1,4 +1,4 @@
-"""Build the pipeline a config describes, run it, and summarise what it wrote."""
+"""Turn an audit config into a plan of stages, run it with an engine, and summarise what it wrote."""
 
 from __future__ import annotations
 
@@ -7,18 +7,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_adapters import GenerationSettings, VisionLanguageModel, load_model, resolve
+from model_adapters import GenerationSettings, resolve
+from model_adapters.transformers_backend import local_fingerprint
 
-from .answering import CachedGenerator
-from .auditor import Auditor
-from .cache import AnswerCache, RenderCache, content_key
+from .cache import content_key
 from .config import AuditConfig, default_cache_dir
-from .judge import DisagreementReward, Judge
-from .matching import build_matcher
-from .pipeline import MODES, AuditPipeline, RunStats
-from .prompts import get_prompts
-from .renderers import RENDERERS, CachedRenderer, RenderSettings
+from .engines import ENGINES, EngineOptions, RunStats
+from .modes import alters_image
+from .plan import AuditPlan
+from .registry import part
+from .renderers import RenderSettings
+from .resources import ModelRef
 from .sources import SourceOptions, iter_sources
+from .stages import StageSpec
+from .stages.annotate import AnnotateSpec
+from .stages.answer import AnswerSpec
+from .stages.auditor import AuditorSpec
+from .stages.judge import JudgeSpec
+from .stages.render import RenderSpec
 from .store import AuditStore, summarize
 
 logger = logging.getLogger(__name__)
@@ -34,8 +40,20 @@ class AuditResult:
     stats: RunStats
     summary: dict[str, Any]
     resumed: bool
-    answer_cache_hits: int
-    answer_cache_misses: int
+
+    @property
+    def answer_cache_hits(self) -> int:
+        return self.stats.answer_cache_hits
+
+    @property
+    def answer_cache_misses(self) -> int:
+        return self.stats.answer_cache_misses
+
+
+def weights_of(name: str) -> str:
+    """What identifies a model's weights without loading it: a local checkpoint's files, else its name."""
+    path = Path(resolve(name)[0])
+    return local_fingerprint(path) if path.is_dir() else str(path)
 
 
 def check_models(config: AuditConfig) -> None:
@@ -44,122 +62,101 @@ def check_models(config: AuditConfig) -> None:
         raise ConfigError("no reference model: pass --ensemble m1,m2,... or --reference <model>")
     if len(set(config.references)) != len(config.references):
         raise ConfigError(f"the ensemble lists a model twice: {config.references}; list each reference once")
-    target_path = resolve(config.target)[0]
+    target = weights_of(config.target)
     for reference in config.references:
-        if reference == config.target or resolve(reference)[0] == target_path:
+        if reference == config.target or weights_of(reference) == target:
             raise ConfigError(
-                f"the target {config.target!r} is listed inside its own ensemble (as {reference!r}): the "
-                "reference ensemble must exclude the target. Drop it from --ensemble."
+                f"the target {config.target!r} is listed inside its own ensemble (as {reference!r}, the same weights): "
+                "the reference ensemble must exclude the target. Drop it from --ensemble."
             )
 
 
-class ModelPool:
-    """Loads each distinct model once, even when it plays several roles."""
-
-    def __init__(self, config: AuditConfig):
-        self.config = config
-        self._models: dict[str, VisionLanguageModel] = {}
-
-    def get(self, name: str) -> VisionLanguageModel:
-        if name not in self._models:
-            logger.info("loading %s", name)
-            self._models[name] = load_model(
-                name,
-                dtype=self.config.dtype,
-                device=self.config.device,
-                batch_size=self.config.model_batch_size,
-                trust_remote_code=self.config.trust_remote_code,
-            )
-        return self._models[name]
+def cache_paths(config: AuditConfig) -> tuple[str | None, str | None]:
+    """The answer cache file and the render cache folder (None, None when caching is off)."""
+    if config.no_cache:
+        return None, None
+    root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+    return str(root / "answers.sqlite"), str(root / "renders")
 
 
-def build_pipeline(config: AuditConfig, store: AuditStore, answer_cache: AnswerCache, render_cache: RenderCache) -> AuditPipeline:
+def build_plan(config: AuditConfig) -> AuditPlan:
+    """The stages an audit with ``config`` runs, in order, each from a picklable spec."""
     check_models(config)
-    pool = ModelPool(config)
-    target = CachedGenerator(pool.get(config.target), answer_cache)
-    references = [CachedGenerator(pool.get(name), answer_cache) for name in config.references]
-    for reference in references:
-        if reference.model.fingerprint == target.model.fingerprint:
-            raise ConfigError(
-                f"reference {reference.model_id!r} has the same weights as the target {config.target!r}: "
-                "the ensemble must exclude the target"
-            )
+    answers, renders = cache_paths(config)
+
+    def model(name: str) -> ModelRef:
+        return ModelRef(name, config.dtype, config.device, config.model_batch_size, config.trust_remote_code)
+
     sampling = config.auditor_sampling or config.probes_per_image > 1
     auditor_settings = GenerationSettings(
         max_new_tokens=config.auditor_max_new_tokens, temperature=1.0 if sampling else 0.0, top_p=0.95 if sampling else 1.0
     )
-    auditor = Auditor(
-        CachedGenerator(pool.get(config.auditor), answer_cache), get_prompts(config.prompt_variant), config.prompt_variant,
-        auditor_settings,
-    )
-    renderers = {}
-    for mode in config.modes:
-        if mode not in MODES:
-            raise ConfigError(f"unknown mode {mode!r}; choose from: {', '.join(MODES)}")
-        if MODES[mode].auditor_writes is None:
-            continue
-        name = config.regenerate_model if mode == "regenerate" else config.edit_model
+    answer_settings = GenerationSettings(max_new_tokens=config.answer_max_new_tokens)
+
+    def auditor(writes: str) -> AuditorSpec:
+        return AuditorSpec(model(config.auditor), writes, config.prompt_variant, auditor_settings, answers, config.use_source_questions)
+
+    altering = [mode for mode in config.modes if alters_image(mode)]
+    stages: list[StageSpec] = []
+    if altering:
+        stages.append(auditor("alteration"))
+    for mode in altering:
+        regenerate = mode == "regenerate"
         settings = RenderSettings(
             height=config.render_size,
             width=config.render_size,
             num_inference_steps=config.render_steps,
-            guidance_scale=config.regenerate_guidance if mode == "regenerate" else config.edit_guidance,
+            guidance_scale=config.regenerate_guidance if regenerate else config.edit_guidance,
             dtype=config.dtype,
             device=config.device,
             batch_size=config.render_batch_size,
         )
-        renderers[mode] = CachedRenderer(RENDERERS[mode](name, settings), render_cache)
-    matcher_kwargs: dict[str, Any] = {}
-    if config.matcher == "embedding" and config.matcher_model:
-        matcher_kwargs["model"] = config.matcher_model
-    if config.matcher == "judge":
-        matcher_kwargs["adapter"] = pool.get(config.matcher_model or config.auditor)
-    judge = Judge(build_matcher(config.matcher, **matcher_kwargs), config.agreement_rule, DisagreementReward(config.reward))
-    return AuditPipeline(
-        auditor=auditor,
-        target=target,
-        references=references,
-        renderers=renderers,
-        judge=judge,
-        store=store,
-        modes=config.modes,
+        backend = config.regenerate_renderer if regenerate else config.edit_renderer
+        stages.append(RenderSpec(mode, backend, config.regenerate_model if regenerate else config.edit_model, settings, renders))
+    stages.append(auditor("question"))
+    stages.append(AnswerSpec(model(config.target), "target", answer_settings, answers))
+    stages.extend(AnswerSpec(model(name), "reference", answer_settings, answers) for name in config.references)
+    matcher_model = config.matcher_model or (config.auditor if config.matcher == "judge" else None)
+    stages.append(JudgeSpec(config.matcher, model(matcher_model) if matcher_model else None, config.agreement_rule, config.reward))
+    if config.annotator:
+        stages.append(AnnotateSpec(config.annotator))
+    parts = {"source": part(config.images, split=config.split), **{spec.name: spec.part() for spec in stages}}
+    return AuditPlan(
         run_id=content_key(**config.identity())[:12],
-        seed=config.seed,
+        modes=tuple(config.modes),
+        stages=tuple(stages),
+        auditor_id=config.auditor,
+        prompt_variant=config.prompt_variant,
         probes_per_image=config.probes_per_image,
-        use_source_questions=config.use_source_questions,
-        batch_size=config.batch_size,
-        show_progress=config.show_progress,
-        answer_settings=GenerationSettings(max_new_tokens=config.answer_max_new_tokens),
+        seed=config.seed,
+        parts=parts,
     )
 
 
-def run_audit(config: AuditConfig) -> AuditResult:
-    check_models(config)
-    sources = iter_sources(
-        config.images,
-        SourceOptions(
-            split=config.split,
-            image_column=config.image_column,
-            question_column=config.question_column,
-            answer_column=config.answer_column,
-            id_column=config.id_column,
-            limit=config.limit,
-            min_side=config.min_image_side,
-        ),
+def source_options(config: AuditConfig) -> SourceOptions:
+    return SourceOptions(
+        split=config.split,
+        image_column=config.image_column,
+        question_column=config.question_column,
+        answer_column=config.answer_column,
+        id_column=config.id_column,
+        limit=config.limit,
+        min_side=config.min_image_side,
     )
+
+
+def run_audit(config: AuditConfig, engine: str = "local", engine_arguments: dict[str, Any] | None = None) -> AuditResult:
+    plan = build_plan(config)
+    runner = ENGINES.build(
+        engine, options=EngineOptions(config.batch_size, config.show_progress, dict(engine_arguments or {}))
+    )
+    sources = iter_sources(config.images, source_options(config))
     store = AuditStore(config.out)
     resumed = store.open(config.identity(), overwrite=config.overwrite)
-    cache_dir = None if config.no_cache else Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    answer_cache = AnswerCache(cache_dir / "answers.sqlite" if cache_dir else None)
-    render_cache = RenderCache(cache_dir / "renders" if cache_dir else None)
-    try:
-        pipeline = build_pipeline(config, store, answer_cache, render_cache)
-        stats = pipeline.run(sources)
-    finally:
-        hits, misses = answer_cache.hits, answer_cache.misses
-        answer_cache.close()
+    store.record_parts(plan.parts)
+    stats = runner.run(plan, sources, store)
     summary = summarize(store.load()) if store.shards() else {"probes": 0, "failures": 0, "per_mode": {}}
     summary["issues"] = len(store.issues())
     summary["config"] = config.identity()
     store.write_summary(summary)
-    return AuditResult(Path(config.out), stats, summary, resumed, hits, misses)
+    return AuditResult(Path(config.out), stats, summary, resumed)

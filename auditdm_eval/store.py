@@ -122,6 +122,11 @@ class AuditStore:
                 for issue in new:
                     handle.write(json.dumps(asdict(issue)) + "\n")
 
+    def record_parts(self, parts: dict[str, Any]) -> None:
+        """Write into the manifest each part of the run (stages, source) with its name and arguments."""
+        manifest = self.root / MANIFEST
+        self._write_json(manifest, {**json.loads(manifest.read_text()), "parts": parts})
+
     # -- reading ------------------------------------------------------------------------------
     def load(self) -> datasets.Dataset:
         return load_audit(self.root)

@@ -1,6 +1,6 @@
 import pytest
 
-from auditdm_eval.judge import DisagreementReward, Judge, consensus_of
+from auditdm_eval.judge import REWARDS, Judge, consensus_of
 from auditdm_eval.matching import EmbeddingMatcher, ExactMatcher, build_matcher, normalize_answer
 from auditdm_eval.records import Answer
 
@@ -83,11 +83,12 @@ def test_a_reference_that_raised_breaks_unanimity():
 
 
 def test_graded_reward_scales_with_agreement():
-    reward = DisagreementReward("graded")
-    assert reward(ensemble_agrees=False, target_matches=False, agreement=2 / 3) == pytest.approx(2 / 3)
-    assert reward(ensemble_agrees=True, target_matches=True, agreement=1.0) == 0.0
-    with pytest.raises(ValueError):
-        DisagreementReward("nope")(ensemble_agrees=True, target_matches=False, agreement=1.0)
+    reward = REWARDS.get("graded")
+    assert reward(judged=False, target_matches=False, agreement=2 / 3) == pytest.approx(2 / 3)
+    assert reward(judged=True, target_matches=True, agreement=1.0) == 0.0
+    assert REWARDS.get("binary")(judged=False, target_matches=False, agreement=2 / 3) == 0.0
+    with pytest.raises(ValueError, match="binary, graded"):
+        Judge(ExactMatcher(), reward="nope")
 
 
 def test_unknown_agreement_rule():

@@ -167,27 +167,31 @@ class Silent:
         return ["  \n" for _ in requests]
 
 
-def test_a_model_that_raises_costs_only_its_probes(tiny_paths, tmp_path, image_folder, monkeypatch):
-    from auditdm_eval import runner
+@pytest.fixture
+def wrapped_models(tiny_paths):
+    """Registered names whose backend wraps a real tiny checkpoint in Flaky or Silent."""
+    from model_adapters import ModelSpec, TransformersVLM, register_backend, register_model
 
-    original = runner.ModelPool.get
-    monkeypatch.setattr(runner.ModelPool, "get", lambda self, name: Flaky(original(self, name)) if name == "tiny-qwen2.5-vl" else original(self, name))
-    result = run_audit(config(tmp_path, image_folder))
+    for wrapper in (Flaky, Silent):
+        kind = wrapper.__name__.lower()
+        register_backend(kind, lambda path, wrapper=wrapper, **kwargs: wrapper(TransformersVLM(path, **kwargs)))
+    register_model(ModelSpec("flaky-qwen2.5-vl", path=str(tiny_paths["tiny-qwen2.5-vl"]), backend="flaky"))
+    register_model(ModelSpec("silent-gemma3", path=str(tiny_paths["tiny-gemma3"]), backend="silent"))
+
+
+def test_a_model_that_raises_costs_only_its_probes(tiny_paths, tmp_path, image_folder, wrapped_models):
+    result = run_audit(config(tmp_path, image_folder, references=["tiny-gemma3-seed1", "flaky-qwen2.5-vl"]))
     rows = list(load_audit(result.out))
     assert len(rows) == 3
     failed = [r for r in rows if r["source_id"] == "img0.png"][0]  # 64 px wide: the flaky model raises
     assert failed["ensemble_agrees"] is False and failed["is_failure"] is False
     assert failed["reference_answers"][1] == ""
     issues = [json.loads(line) for line in (result.out / "issues.jsonl").read_text().splitlines()]
-    assert any(i["stage"] == "answer:tiny-qwen2.5-vl" and "simulated CUDA error" in i["message"] for i in issues)
+    assert any(i["stage"] == "answer:flaky-qwen2.5-vl" and "simulated CUDA error" in i["message"] for i in issues)
 
 
-def test_empty_auditor_output_is_an_issue_with_the_fix(tiny_paths, tmp_path, image_folder, monkeypatch):
-    from auditdm_eval import runner
-
-    original = runner.ModelPool.get
-    monkeypatch.setattr(runner.ModelPool, "get", lambda self, name: Silent(original(self, name)) if name == "tiny-gemma3" else original(self, name))
-    result = run_audit(config(tmp_path, image_folder))
+def test_empty_auditor_output_is_an_issue_with_the_fix(tiny_paths, tmp_path, image_folder, wrapped_models):
+    result = run_audit(config(tmp_path, image_folder, auditor="silent-gemma3"))
     assert not result.stats.written
     issues = [json.loads(line) for line in (result.out / "issues.jsonl").read_text().splitlines()]
     assert len(issues) == 3 and all("empty question" in i["message"] and "--auditor-max-new-tokens" in i["message"] for i in issues)
@@ -205,25 +209,23 @@ def test_source_questions_are_used_on_altered_images(tiny_paths, tmp_path):
 
 
 def test_grpo_reward_function_runs_the_audit_stages(tiny_paths, tmp_path):
-    from auditdm_eval.answering import Output
-    from auditdm_eval.cache import AnswerCache, RenderCache
+    from auditdm_eval.plan import outcomes
     from auditdm_eval.records import SourceImage
     from auditdm_eval.reward import AuditReward
-    from auditdm_eval.runner import build_pipeline
-    from auditdm_eval.store import AuditStore
+    from auditdm_eval.runner import build_plan
+    from auditdm_eval.stages import run_chain
 
     twin = str(tiny_paths["twin-gemma3"])
-    cfg = config(tmp_path, "unused", references=["tiny-gemma3-seed1", twin])
-    pipeline = build_pipeline(cfg, AuditStore(tmp_path / "unused"), AnswerCache(None), RenderCache(None))
-    reward = AuditReward(pipeline, mode="question")
+    plan = build_plan(config(tmp_path, "unused", references=["tiny-gemma3-seed1", twin]))
+    reward = AuditReward(plan, mode="question")
     images = [photo(1), photo(2), photo(3)]
     completions = [[{"role": "assistant", "content": "what colour is the car?"}], "how many dogs?", ""]
     rewards = reward(prompts=["p"] * 3, completions=completions, image=images)
     assert len(rewards) == 3 and rewards[2] == 0.0, "an empty completion earns nothing"
+    assert reward.last[2].failure.stage == "policy", "and is marked as the policy's failure, not a silent zero"
     assert reward.__name__ == "auditdm_question_disagreement"
     # each reward is the verdict an audit records for the same question-image pair
     for i, question in enumerate(["what colour is the car?", "how many dogs?"]):
-        item = pipeline.pending_for(SourceImage(f"row{i}", images[i]), "question", sample=i)
-        probes, _ = pipeline.make_probes("question", [item], [Output(question)])
-        records, _ = pipeline.answer_and_judge(probes)
+        item = plan.work_item(SourceImage(f"row{i}", images[i]), "question", sample=i).but(question=question)
+        records, _ = outcomes(run_chain(reward.stages, [item]), plan.run_id)
         assert rewards[i] == records[0].verdict.reward

@@ -53,10 +53,25 @@ def test_render_cache_skips_rendering_what_is_on_disk(regenerate, tmp_path):
             return regenerate.render(sources, texts, seeds)
 
     cached = CachedRenderer(Counting(), RenderCache(tmp_path))
-    first = cached.render([photo(0), photo(1)], ["a cat", "a dog"], [0, 0])
-    second = cached.render([photo(0), photo(1), photo(2)], ["a cat", "a dog", "a bus"], [0, 0, 0])
+    first = [image for image, _ in cached.render([photo(0), photo(1)], ["a cat", "a dog"], [0, 0])]
+    second = [image for image, _ in cached.render([photo(0), photo(1), photo(2)], ["a cat", "a dog", "a bus"], [0, 0, 0])]
     assert calls == [["a cat", "a dog"], ["a bus"]]
     assert [image_sha256(i) for i in second[:2]] == [image_sha256(i) for i in first]
+
+
+def test_a_job_that_raises_costs_only_itself(tmp_path):
+    class Picky:
+        renderer_id, fingerprint = "picky", "picky-1"
+
+        def render(self, sources, texts, seeds):
+            if "bad" in texts:
+                raise ValueError("cannot draw 'bad': say what to draw")
+            return [photo(seed) for seed in seeds]
+
+    outcomes = CachedRenderer(Picky(), RenderCache(tmp_path)).render([photo(0)] * 3, ["good", "bad", "fine"], [1, 2, 3])
+    assert [error is None for _, error in outcomes] == [True, False, True]
+    assert "cannot draw 'bad'" in outcomes[1][1] and outcomes[1][0] is None
+    assert image_sha256(outcomes[2][0]) == image_sha256(photo(3))
 
 
 def test_identity_keeps_the_image():

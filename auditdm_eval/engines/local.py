@@ -1,0 +1,52 @@
+"""The local engine: the stages chained in this process, one batch of source images at a time,
+one shard per batch (so an interrupted run resumes at the last whole batch)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from tqdm.auto import tqdm
+
+from ..plan import AuditPlan, batched, outcomes
+from ..records import SourceImage
+from ..resources import Resources
+from ..sources import SourceIssue, SourceItem
+from ..stages import run_chain
+from ..store import AuditStore, Issue
+from . import EngineOptions, RunStats
+
+
+class LocalEngine:
+    def __init__(self, options: EngineOptions, resources: Resources | None = None):
+        self.options = options
+        self.resources = resources or Resources()
+
+    def run(self, plan: AuditPlan, sources: Iterable[SourceItem], store: AuditStore, total: int | None = None) -> RunStats:
+        stats = RunStats()
+        stages = [spec.build(self.resources) for spec in plan.stages]
+        done = store.done_probe_ids()
+        started = time.perf_counter()
+        progress = tqdm(total=total, unit="image", desc="audit", disable=not self.options.show_progress)
+        try:
+            for chunk in batched(sources, self.options.batch_size):
+                issues = [Issue(item.source_id, "*", "input", f"{item.message} -> {item.fix}") for item in chunk if isinstance(item, SourceIssue)]
+                items, skipped = plan.work_items([item for item in chunk if isinstance(item, SourceImage)], done)
+                records, item_issues = outcomes(run_chain(stages, items), plan.run_id)
+                shard = store.write_shard(records)
+                store.add_issues(issues + item_issues)
+                if shard is not None:
+                    stats.shards.append(shard.name)
+                done.update(record.probe.probe_id for record in records)
+                stats.written += len(records)
+                stats.skipped_done += skipped
+                stats.issues += len(issues) + len(item_issues)
+                stats.failures += sum(record.verdict.is_failure for record in records)
+                progress.update(len(chunk))
+                progress.set_postfix(probes=stats.written, failures=stats.failures, resumed=stats.skipped_done)
+        finally:
+            progress.close()
+            stats.seconds = time.perf_counter() - started
+            stats.busy_seconds = dict(self.resources.clock.seconds)
+            stats.answer_cache_hits, stats.answer_cache_misses = self.resources.cache_counts()
+        return stats
