@@ -1,10 +1,21 @@
-"""Settings of one audit run, and the presets the CLI starts from."""
+"""Settings of one audit run, and the presets the CLI starts from.
+
+Every field carries its help: the CLI's flags (``--field-name``) and a ``--config`` YAML file
+(keys = field names) are derived from these dataclasses by trl's ``TrlParser``, as trl does for
+its own configs. Values are checked when the config is made, before anything loads or is written.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from .modes import check_modes
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def default_cache_dir() -> Path:
@@ -13,60 +24,105 @@ def default_cache_dir() -> Path:
     return auditdm_home() / "cache"
 
 
+def option(default: Any = None, help: str = "", **metadata: Any) -> Any:
+    """A dataclass field with its CLI help (and optional ``aliases``)."""
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata={"help": help, **metadata})
+    return field(default=default, metadata={"help": help, **metadata})
+
+
+def flag_of(name: str) -> str:
+    """The flag a user types for a field (its first alias, if it has one)."""
+    for candidate in fields(AuditConfig):
+        if candidate.name == name and candidate.metadata.get("aliases"):
+            return candidate.metadata["aliases"][0]
+    return "--" + name.replace("_", "-")
+
+
 @dataclass
 class AuditConfig:
-    target: str
-    references: list[str]
-    auditor: str
-    images: str
-    out: str
-    modes: list[str] = field(default_factory=lambda: ["question"])
-    prompt_variant: str = "auditdm"
-    matcher: str = "exact"
-    matcher_model: str | None = None
-    agreement_rule: str = "unanimous"
-    reward: str = "binary"
-    regenerate_renderer: str = "diffusers"
-    regenerate_model: str = "flux.1-dev"
-    edit_renderer: str = "diffusers"
-    edit_model: str = "flux.1-kontext-dev"
-    render_size: int = 1024
-    render_steps: int = 28
-    regenerate_guidance: float = 3.5
-    edit_guidance: float = 2.5
-    answer_max_new_tokens: int = 16
-    auditor_max_new_tokens: int = 96
-    auditor_sampling: bool = False
-    probes_per_image: int = 1
-    use_source_questions: bool = True
-    seed: int = 0
-    limit: int | None = None
-    min_image_side: int = 28
-    split: str = "train"
-    image_column: str | None = None
-    question_column: str | None = None
-    answer_column: str | None = None
-    id_column: str | None = None
-    batch_size: int = 8  # source images per batch (and per shard)
-    model_batch_size: int = 8
-    render_batch_size: int = 4
-    dtype: str = "auto"
-    device: str = "auto"
-    trust_remote_code: bool = False
-    cache_dir: str | None = None  # None: $AUDITDM_HOME/cache (shared across runs)
-    no_cache: bool = False
-    overwrite: bool = False
-    show_progress: bool = True
-    annotator: str | None = None  # an annotator adding ground truth to each record (the world's)
+    # models
+    target: str = option("", "the model being audited: a registered name (`auditdm models`), a local path or a Hub id")
+    references: list[str] = option(
+        [], "the reference ensemble, comma-separated, target excluded (one model: the paper's model-comparison mode)",
+        aliases=["--ensemble", "--reference"],
+    )
+    auditor: str = option("", "the VLM that writes questions, captions and edit commands (a trained checkpoint too)")
+    # images
+    images: str = option("", "the image pool: a folder of images, hf:<hub id or saved dataset>, skimage:<names> or world:<count>[:<seed>]")
+    split: str = option("train", "dataset split (hf: pools)")
+    image_column: str | None = option(None, "image column (hf: pools; default: the first Image column)")
+    question_column: str | None = option(None, "original questions, asked again on regenerated and edited images: (Q, I*)")
+    answer_column: str | None = option(None, "original answers (hf: pools)")
+    id_column: str | None = option(None, "a column of stable ids (hf: pools; default: <split>:<row>)")
+    limit: int | None = option(None, "audit at most this many source images")
+    min_image_side: int = option(28, "skip images smaller than this many pixels on a side")
+    # audit
+    modes: list[str] = option(["question"], "audit modes, comma-separated: question, regenerate, edit", aliases=["--mode"])
+    prompt_variant: str = option("auditdm", "auditor prompts: auditdm (the paper's p_q, p_c, p_e) or baseline (prompt engineering)")
+    probes_per_image: int = option(1, "probes per image and mode (more than 1 samples the auditor, each with its own seed)")
+    matcher: str = option("exact", "when two answers agree: exact (VQA normalisation), embedding, or judge (a VLM)")
+    matcher_model: str | None = option(None, "the embedding model (matcher embedding) or the judge VLM (matcher judge; default: the auditor)")
+    agreement_rule: str = option("unanimous", "when the ensemble agrees: unanimous or majority", aliases=["--agreement"])
+    reward: str = option("binary", "the auditor's reward per probe: binary (the paper's) or graded")
+    source_questions: bool = option(True, "ask a pool's own question on its regenerated and edited images (--no-source-questions: the auditor asks)")
+    annotator: str | None = option(None, "an annotator adding ground truth to each record (world: the planted-weakness world's)")
+    seed: int = option(0, "seed of the auditor's sampling and the renderers")
+    # renderers
+    regenerate_renderer: str = option("diffusers", "renderer backend of the regenerate mode (diffusers, world, ...)")
+    regenerate_model: str = option("flux.1-dev", "its text-to-image model: alias, Hub id or local path")
+    edit_renderer: str = option("diffusers", "renderer backend of the edit mode (diffusers, world, ...)")
+    edit_model: str = option("flux.1-kontext-dev", "its image-editing model: alias, Hub id or local path")
+    render_size: int = option(1024, "rendered image height and width, in pixels")
+    render_steps: int = option(28, "diffusion steps per rendered image")
+    regenerate_guidance: float = option(3.5, "guidance scale of the text-to-image pipeline")
+    edit_guidance: float = option(2.5, "guidance scale of the image-editing pipeline")
+    # generation
+    answer_max_new_tokens: int = option(16, "answer length of the target and the references, in tokens")
+    auditor_max_new_tokens: int = option(96, "length of the auditor's texts, in tokens")
+    auditor_sampling: bool = option(False, "sample the auditor (temperature 1, top-p 0.95) even with one probe per image")
+    # run
+    out: str = option("auditdm-out", "output directory; a rerun with the same settings resumes it")
+    overwrite: bool = option(False, "replace a different run found in --out")
+    batch_size: int = option(8, "source images per batch (and per shard)")
+    model_batch_size: int = option(8, "requests per model call")
+    render_batch_size: int = option(4, "images per renderer call")
+    dtype: str = option("auto", "model dtype: auto, float32, float16 or bfloat16")
+    device: str = option("auto", "device: auto, cpu, cuda, cuda:1, ...")
+    trust_remote_code: bool = option(False, "allow models with custom code from the Hub")
+    cache_dir: str | None = option(None, "answer and render cache (default $AUDITDM_HOME/cache, shared by runs)")
+    no_cache: bool = option(False, "keep answers in memory only, render without a cache")
+    progress: bool = option(True, "show a progress bar (--no-progress hides it)")
+    preset: str | None = option(None, "start from a preset: tiny, world (the default when no model is given), paper-paligemma2")
 
     # Settings that change what a run produces: a rerun into the same --out must match them.
     IDENTITY_FIELDS = (
         "target", "references", "auditor", "images", "modes", "prompt_variant", "matcher", "matcher_model",
-        "agreement_rule", "reward", "regenerate_renderer", "regenerate_model", "edit_renderer", "edit_model", "render_size", "render_steps",
-        "regenerate_guidance", "edit_guidance", "answer_max_new_tokens", "auditor_max_new_tokens",
-        "auditor_sampling", "probes_per_image", "use_source_questions", "seed", "split", "image_column",
+        "agreement_rule", "reward", "regenerate_renderer", "regenerate_model", "edit_renderer", "edit_model", "render_size",
+        "render_steps", "regenerate_guidance", "edit_guidance", "answer_max_new_tokens", "auditor_max_new_tokens",
+        "auditor_sampling", "probes_per_image", "source_questions", "seed", "split", "image_column",
         "question_column", "answer_column", "id_column", "min_image_side", "annotator",
     )
+
+    def __post_init__(self) -> None:
+        self.references = _split_commas(self.references)
+        self.modes = _split_commas(self.modes)
+        problems = []
+        for name in ("batch_size", "model_batch_size", "render_batch_size", "probes_per_image", "answer_max_new_tokens",
+                     "auditor_max_new_tokens", "render_size", "render_steps", "min_image_side"):
+            if getattr(self, name) < 1:
+                problems.append(f"{flag_of(name)} must be at least 1 (got {getattr(self, name)})")
+        if self.limit is not None and self.limit < 1:
+            problems.append(f"--limit must be at least 1, or left out to audit every image (got {self.limit})")
+        if self.dtype not in DTYPES:
+            problems.append(f"--dtype must be one of {', '.join(DTYPES)} (got {self.dtype!r})")
+        try:
+            check_modes(self.modes)
+        except ValueError as error:
+            problems.append(str(error))
+        problems += _registry_problems(self)
+        if problems:
+            raise ValueError("invalid audit settings:\n  " + "\n  ".join(problems))
 
     def identity(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.IDENTITY_FIELDS}
@@ -76,6 +132,59 @@ class AuditConfig:
 
     def with_overrides(self, **overrides: Any) -> AuditConfig:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    def check_ready(self) -> None:
+        """What a run needs beyond valid values: models named, and an image pool that exists."""
+        missing = [flag_of(name) for name in ("target", "auditor", "images") if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"missing {', '.join(missing)}: pass them, a --preset, a --config file, or no model flag at all for the embedded default")
+        check_images(self.images)
+
+
+def check_images(spec: str) -> None:
+    """An image pool spec names a known source kind, an existing path, or a Hub dataset id."""
+    from .sources import SOURCE_KINDS
+
+    kind, sep, _ = spec.partition(":")
+    if sep and kind in SOURCE_KINDS:
+        return
+    if Path(spec).expanduser().exists() or (HUB_ID.match(spec) and not spec.startswith((".", "/", "~"))):
+        return
+    raise ValueError(
+        f"--images {spec!r}: no such folder or file, and not a Hub dataset id (org/name). Pass a folder of images, "
+        f"hf:<hub id or saved dataset>, or one of the kinds {', '.join(f'{k}:' for k in SOURCE_KINDS)}"
+    )
+
+
+def _split_commas(values: list[str] | str) -> list[str]:
+    values = [values] if isinstance(values, str) else values
+    return [part.strip() for value in values for part in str(value).split(",") if part.strip()]
+
+
+def _registry_problems(config: AuditConfig) -> list[str]:
+    from .judge import AGREEMENT_RULES, REWARDS
+    from .matching import MATCHERS
+    from .prompts import PROMPT_VARIANTS
+    from .registry import UnknownNameError
+    from .renderers import RENDERERS
+    from .stages.annotate import ANNOTATORS
+
+    checks = [
+        ("prompt_variant", PROMPT_VARIANTS), ("matcher", MATCHERS), ("agreement_rule", AGREEMENT_RULES), ("reward", REWARDS),
+        ("regenerate_renderer", RENDERERS), ("edit_renderer", RENDERERS), ("annotator", ANNOTATORS),
+    ]
+    problems = []
+    for name, registry in checks:
+        value = getattr(config, name)
+        if value is None:
+            continue
+        try:
+            registry.get(value)
+        except UnknownNameError as error:
+            problems.append(f"{flag_of(name)}: {error}")
+    if config.preset is not None and config.preset not in PRESETS:
+        problems.append(f"--preset: unknown preset {config.preset!r}; choose one of: {', '.join(PRESETS)}")
+    return problems
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -105,6 +214,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "edit_model": "flux.1-kontext-dev",
     },
 }
+DEFAULT_PRESET = "tiny"
 
 TINY_NOTICE = (
     "No models given: running the embedded default on TINY RANDOM models in model-comparison mode "
@@ -114,3 +224,4 @@ TINY_NOTICE = (
     "--target paligemma2-3b-448 --ensemble gemma3-27b,qwen2.5-vl-7b --auditor gemma3-4b --images <dir|hf:dataset> "
     "(Hub ids or local paths work too), or --preset paper-paligemma2."
 )
+PRESET_NOTICES: dict[str, str] = {"tiny": TINY_NOTICE}

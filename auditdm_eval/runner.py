@@ -13,6 +13,7 @@ from model_adapters.transformers_backend import local_fingerprint
 from .cache import content_key
 from .config import AuditConfig, default_cache_dir
 from .engines import ENGINES, EngineOptions, RunStats
+from .errors import ConfigError
 from .modes import alters_image
 from .plan import AuditPlan
 from .registry import part
@@ -28,10 +29,6 @@ from .stages.render import RenderSpec
 from .store import AuditStore, summarize
 
 logger = logging.getLogger(__name__)
-
-
-class ConfigError(ValueError):
-    pass
 
 
 @dataclass
@@ -94,7 +91,7 @@ def build_plan(config: AuditConfig) -> AuditPlan:
     answer_settings = GenerationSettings(max_new_tokens=config.answer_max_new_tokens)
 
     def auditor(writes: str) -> AuditorSpec:
-        return AuditorSpec(model(config.auditor), writes, config.prompt_variant, auditor_settings, answers, config.use_source_questions)
+        return AuditorSpec(model(config.auditor), writes, config.prompt_variant, auditor_settings, answers, config.source_questions)
 
     altering = [mode for mode in config.modes if alters_image(mode)]
     stages: list[StageSpec] = []
@@ -146,9 +143,10 @@ def source_options(config: AuditConfig) -> SourceOptions:
 
 
 def run_audit(config: AuditConfig, engine: str = "local", engine_arguments: dict[str, Any] | None = None) -> AuditResult:
+    config.check_ready()
     plan = build_plan(config)
     runner = ENGINES.build(
-        engine, options=EngineOptions(config.batch_size, config.show_progress, dict(engine_arguments or {}))
+        engine, options=EngineOptions(config.batch_size, config.progress, dict(engine_arguments or {}))
     )
     sources = iter_sources(config.images, source_options(config))
     store = AuditStore(config.out)

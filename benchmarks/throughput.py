@@ -79,7 +79,7 @@ def main() -> None:
             out="",
             **{k: v for k, v in tiny.items() if k not in {"images", "modes"}},
             modes=args.modes.split(","),
-            show_progress=False,
+            progress=False,
         )
         # build and load the tiny checkpoints once so no run pays for building them
         run_audit(base.with_overrides(out=str(tmp / "warmup"), limit=1, cache_dir=str(tmp / "cache-warmup")))

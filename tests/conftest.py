@@ -82,7 +82,7 @@ def make_typed_audit(root: Path, tiny_paths: dict, first_seed: int) -> Path:
     run_audit(AuditConfig(
         target="tiny-paligemma2", references=["tiny-gemma3-seed1", str(tiny_paths["twin-gemma3"])],
         auditor="tiny-gemma3", images=str(images), out=str(root / "raw"), answer_max_new_tokens=5,
-        auditor_max_new_tokens=10, cache_dir=str(root / "cache"), show_progress=False,
+        auditor_max_new_tokens=10, cache_dir=str(root / "cache"), progress=False,
     ))
     typed = load_audit(root / "raw").map(lambda row, i: {"failure_type": FAILURE_TYPES[i % 2]}, with_indices=True)
     (root / "audit" / "data").mkdir(parents=True)

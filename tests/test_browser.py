@@ -59,7 +59,7 @@ def free_port() -> int:
 def test_review_page_labels_pairs_and_report_counts_them(browser, tiny_paths, auditdm_home, tmp_path):
     run_audit(AuditConfig(target="tiny-paligemma2", references=["tiny-gemma3-seed1"], auditor="tiny-gemma3",
                           images="skimage:astronaut,chelsea,coffee", out=str(tmp_path / "audit"), answer_max_new_tokens=3,
-                          auditor_max_new_tokens=6, cache_dir=str(tmp_path / "cache"), show_progress=False))
+                          auditor_max_new_tokens=6, cache_dir=str(tmp_path / "cache"), progress=False))
     failures = [r for r in load_audit(tmp_path / "audit") if r["is_failure"]]
     assert len(failures) >= 2
     port = free_port()

@@ -84,3 +84,86 @@ def test_unknown_model_and_foreign_out_dir_fail_clearly(tiny_paths, auditdm_home
 def test_models_lists_registered_names(auditdm_home):
     listed = run_cli(["models"], auditdm_home)
     assert listed.returncode == 0 and "paligemma2-3b-448" in listed.stdout and "tiny-qwen2.5-vl" in listed.stdout
+
+
+def audit_args(image_folder, out, *extra):
+    return ["audit", "--target", "tiny-paligemma2", "--ensemble", "tiny-gemma3-seed1", "--auditor", "tiny-gemma3",
+            "--images", str(image_folder), "--out", str(out), "--no-progress", *extra]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--batch-size", "0"], "--batch-size must be at least 1 (got 0)"),
+        (["--limit", "-1"], "--limit must be at least 1"),
+        (["--mode", "nonsense"], "unknown or no mode(s) ['nonsense']"),
+        (["--matcher", "fuzzy"], "--matcher: unknown matcher 'fuzzy'; choose one of: embedding, exact, judge"),
+        (["--dtype", "float8"], "--dtype must be one of auto, float32"),
+    ],
+)
+def test_bad_arguments_exit_2_before_anything_is_written(auditdm_home, tmp_path, image_folder, capsys, extra, message):
+    from auditdm_eval.cli import main
+
+    out = tmp_path / "out"
+    assert main(audit_args(image_folder, out, *extra)) == 2
+    stderr = capsys.readouterr().err
+    assert message in stderr and "Traceback" not in stderr and len(stderr.strip().splitlines()) <= 4, stderr
+    assert not out.exists(), "nothing is written for bad arguments, so the corrected rerun is not refused"
+
+
+def test_corrected_rerun_after_a_bad_mode_runs(tiny_paths, auditdm_home, tmp_path, image_folder):
+    """In a real process: the exit code and the one-line message, then the corrected rerun into the same --out."""
+    out = tmp_path / "out"
+    bad = run_cli(audit_args(image_folder, out, "--mode", "nonsense"), auditdm_home)
+    assert bad.returncode == 2 and "unknown or no mode(s) ['nonsense']" in bad.stderr and "Traceback" not in bad.stderr
+    fixed = run_cli(audit_args(image_folder, out, "--mode", "question", "--limit", "1"), auditdm_home)
+    assert fixed.returncode == 0, fixed.stderr
+
+
+def test_missing_image_folder_is_named_not_taken_for_a_hub_dataset(auditdm_home, tmp_path, capsys):
+    from auditdm_eval.cli import main
+
+    assert main(audit_args(tmp_path / "no" / "such" / "images", tmp_path / "out")) == 2
+    stderr = capsys.readouterr().err
+    assert "no such folder or file" in stderr and "Traceback" not in stderr
+
+
+def test_offline_hub_model_prints_the_message_alone_and_debug_the_traceback(tiny_paths, auditdm_home, tmp_path, image_folder, capsys):
+    from auditdm_eval.cli import main
+
+    args = ["audit", "--target", "nobody-here/no-such-vlm", "--ensemble", "tiny-gemma3-seed1", "--auditor", "tiny-gemma3",
+            "--images", str(image_folder), "--out", str(tmp_path / "out"), "--no-progress"]
+    assert main(args) == 1
+    stderr = capsys.readouterr().err
+    assert "could not load model 'nobody-here/no-such-vlm'" in stderr and "Traceback" not in stderr
+    assert main(["--debug", *args]) == 1 and "Traceback" in capsys.readouterr().err
+
+
+def test_config_yaml_then_flags(tiny_paths, auditdm_home, tmp_path, image_folder):
+    """A --config YAML holds any field; a flag given beside it wins; the run records what ran."""
+    config = tmp_path / "audit.yaml"
+    config.write_text(
+        f"target: tiny-paligemma2\nreferences: [tiny-gemma3-seed1]\nauditor: tiny-gemma3\nimages: {image_folder}\n"
+        "modes: [question]\nanswer_max_new_tokens: 3\nauditor_max_new_tokens: 5\nlimit: 3\nprogress: false\n"
+    )
+    out = tmp_path / "out"
+    done = run_cli(["audit", "--config", str(config), "--limit", "2", "--out", str(out)], auditdm_home)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["identity"]["answer_max_new_tokens"] == 3 and manifest["identity"]["references"] == ["tiny-gemma3-seed1"]
+    assert datasets.load_dataset("parquet", data_dir=str(out / "data"), split="test").num_rows == 2, "--limit 2 beat the file's 3"
+    parts = manifest["parts"]
+    assert parts["judge"] == {"name": "exact", "arguments": {"agreement": "unanimous", "matcher_model": None, "reward": "binary"}}
+    assert parts["answer:target:tiny-paligemma2"]["arguments"]["max_new_tokens"] == 3
+
+
+def test_every_audit_flag_has_help(auditdm_home):
+    from dataclasses import fields
+
+    from auditdm_eval.config import AuditConfig
+    from auditdm_eval.engines import EngineConfig
+
+    for config in (AuditConfig, EngineConfig):
+        assert all(field.metadata.get("help") for field in fields(config)), config
+    shown = run_cli(["audit", "--help"], auditdm_home)
+    assert shown.returncode == 0 and "--ensemble" in shown.stdout and "planted-weakness" not in shown.stderr

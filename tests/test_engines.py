@@ -27,11 +27,11 @@ def fingerprint_configs(tmp_path: Path) -> dict[str, AuditConfig]:
     tiny = dict(PRESETS["tiny"])
     models = {key: tiny.pop(key) for key in ("target", "references", "auditor", "images")}
     return {
-        "tiny_preset": AuditConfig(**models, out=str(tmp_path / "a"), cache_dir=str(tmp_path / "ca"), show_progress=False, **tiny),
+        "tiny_preset": AuditConfig(**models, out=str(tmp_path / "a"), cache_dir=str(tmp_path / "ca"), progress=False, **tiny),
         "question_two_references": AuditConfig(
             target="tiny-paligemma2", references=["tiny-gemma3-seed1", "tiny-qwen2.5-vl"], auditor="tiny-gemma3",
             images="skimage:astronaut,chelsea,coffee,rocket", out=str(tmp_path / "b"), cache_dir=str(tmp_path / "cb"),
-            answer_max_new_tokens=5, auditor_max_new_tokens=10, batch_size=3, show_progress=False,
+            answer_max_new_tokens=5, auditor_max_new_tokens=10, batch_size=3, progress=False,
         ),
     }
 
@@ -51,7 +51,7 @@ def test_probes_per_image_gives_distinct_probes(tiny_paths, tmp_path):
         target="tiny-paligemma2", references=["tiny-gemma3-seed1"], auditor="tiny-gemma3", images="skimage:astronaut,coffee",
         out=str(tmp_path / "out"), modes=["question", "regenerate", "edit"], regenerate_model="tiny-flux",
         edit_model="tiny-flux-kontext", render_size=32, render_steps=2, answer_max_new_tokens=4, auditor_max_new_tokens=10,
-        probes_per_image=3, cache_dir=str(tmp_path / "cache"), show_progress=False,
+        probes_per_image=3, cache_dir=str(tmp_path / "cache"), progress=False,
     )
     result = run_audit(config)
     rows = list(load_audit(result.out).remove_columns(["source_image"]))

@@ -30,7 +30,7 @@ def config(tmp_path, images, **overrides):
         auditor_max_new_tokens=10,
         batch_size=2,
         cache_dir=str(tmp_path / "cache"),
-        show_progress=False,
+        progress=False,
     )
     base.update(overrides)
     return AuditConfig(**base)

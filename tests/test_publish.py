@@ -26,7 +26,7 @@ def audit_dir(tiny_paths, tmp_path_factory):
         target="tiny-paligemma2", references=["tiny-gemma3-seed1"], auditor="tiny-gemma3",
         images="skimage:astronaut,chelsea,coffee", out=str(root / "audit"), modes=["question", "edit"],
         edit_model="tiny-flux-kontext", render_size=32, render_steps=2, answer_max_new_tokens=4,
-        auditor_max_new_tokens=8, batch_size=2, cache_dir=str(root / "cache"), show_progress=False,
+        auditor_max_new_tokens=8, batch_size=2, cache_dir=str(root / "cache"), progress=False,
     )
     run_audit(config)
     return root / "audit"

@@ -59,7 +59,7 @@ def audited(tiny_paths, tmp_path_factory):
     config = AuditConfig(
         target="tiny-gemma3", references=["tiny-gemma3-seed1"], auditor="tiny-gemma3",
         images="skimage:astronaut,chelsea,coffee,rocket", out=str(root / "audit"), answer_max_new_tokens=3,
-        auditor_max_new_tokens=8, cache_dir=str(root / "cache"), show_progress=False,
+        auditor_max_new_tokens=8, cache_dir=str(root / "cache"), progress=False,
     )
     run_audit(config)
     return root / "audit"

@@ -127,7 +127,7 @@ def test_launcher_exits_nonzero_when_vlmeval_swallows_a_dataset_error(tiny_paths
     run_audit(AuditConfig(
         target="tiny-paligemma2", references=["tiny-gemma3-seed1", "tiny-qwen2.5-vl"], auditor="tiny-gemma3",
         images=str(images), out=str(tmp_path / "audit"), answer_max_new_tokens=5, auditor_max_new_tokens=10,
-        cache_dir=str(tmp_path / "cache"), show_progress=False,
+        cache_dir=str(tmp_path / "cache"), progress=False,
     ))
     assert not any(load_audit(tmp_path / "audit")["ensemble_agrees"])
     done = subprocess.run([str(BIN / "auditdm-vlmeval"), "--model", "tiny-gemma3", "--data", str(tmp_path / "audit"), "--work-dir", str(tmp_path / "work")],

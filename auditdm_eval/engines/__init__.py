@@ -8,9 +8,10 @@ Both write the same records (same probe ids, answers and verdicts) and resume th
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+from ..config import option
 from ..plan import AuditPlan
 from ..registry import Registry
 from ..sources import SourceItem
@@ -38,8 +39,32 @@ class RunStats:
 @dataclass(frozen=True)
 class EngineOptions:
     batch_size: int = 8  # source images per batch (the local engine writes one shard per batch)
-    show_progress: bool = True
+    progress: bool = True
     arguments: dict[str, Any] = field(default_factory=dict)  # the engine's own (e.g. ray address, actors per stage)
+
+
+@dataclass
+class EngineConfig:
+    """How to run an audit: which engine, and its resources. None of it changes what the run writes."""
+
+    engine: str = option("local", "local (stages chained in this process) or ray (Ray Data actor pools)")
+    ray_address: str | None = option(None, "Ray cluster to join (auto: the running one); default: start a local Ray instance")
+    ray_num_cpus: int | None = option(None, "CPUs of a local Ray instance (default: all)")
+    ray_actors: int = option(1, "actors per model stage")
+    ray_cpus_per_actor: float = option(0.25, "CPUs each model-stage actor reserves")
+    ray_gpus_per_actor: float = option(0.0, "GPUs each model-stage actor reserves (e.g. 1, or 0.5 to pack two per GPU)")
+    ray_stage_resources: list[str] = option(
+        [], "per-stage overrides, <stage prefix>=<actors>[:<gpus>[:<cpus>]], e.g. answer:target=2:1 render:edit=1:1"
+    )
+    ray_batch_size: int = option(8, "work items per Ray batch")
+
+    def __post_init__(self) -> None:
+        ENGINES.get(self.engine)
+        if self.ray_actors < 1 or self.ray_batch_size < 1:
+            raise ValueError("--ray-actors and --ray-batch-size must be at least 1")
+
+    def arguments(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if key != "engine"}
 
 
 class Engine(Protocol):

@@ -27,7 +27,7 @@ class LocalEngine:
         stages = [spec.build(self.resources) for spec in plan.stages]
         done = store.done_probe_ids()
         started = time.perf_counter()
-        progress = tqdm(total=total, unit="image", desc="audit", disable=not self.options.show_progress)
+        progress = tqdm(total=total, unit="image", desc="audit", disable=not self.options.progress)
         try:
             for chunk in batched(sources, self.options.batch_size):
                 issues = [Issue(item.source_id, "*", "input", f"{item.message} -> {item.fix}") for item in chunk if isinstance(item, SourceIssue)]

@@ -1,0 +1,74 @@
+"""``auditdm audit``: discover target failures.
+
+Flags and a ``--config`` YAML derive from :class:`~auditdm_eval.config.AuditConfig` and
+:class:`~auditdm_eval.engines.EngineConfig` (trl's ``TrlParser``). Precedence: a preset's values,
+then the YAML file's, then the flags. With no model given at all, the embedded default preset runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from ..config import DEFAULT_PRESET, PRESET_NOTICES, PRESETS, AuditConfig
+from ..engines import EngineConfig
+from ._help import HELP
+
+MODEL_KEYS = ("target", "references", "auditor")
+MODEL_FLAGS = ("--target", "--references", "--ensemble", "--reference", "--auditor")
+
+
+def parse(argv: list[str]) -> tuple[AuditConfig, EngineConfig]:
+    from trl import TrlParser
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset")
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    from_file = {}
+    if known.config:
+        with open(known.config) as handle:
+            from_file = yaml.safe_load(handle) or {}
+    models_given = any(arg.split("=")[0] in MODEL_FLAGS for arg in argv) or any(key in from_file for key in MODEL_KEYS)
+    preset = known.preset or from_file.get("preset") or (None if models_given else DEFAULT_PRESET)
+    parser = TrlParser([AuditConfig, EngineConfig], prog="auditdm audit", description=HELP["audit"])
+    if preset is not None:
+        if preset not in PRESETS:
+            raise ValueError(f"--preset: unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+        parser.set_defaults_with_config(**PRESETS[preset], preset=preset)
+    config, engine = parser.parse_args_and_config(argv)
+    return config, engine
+
+
+def main(argv: list[str]) -> int:
+    from rich.console import Console
+
+    from ..runner import run_audit
+
+    config, engine = parse(argv)
+    config.check_ready()
+    console = Console(stderr=True, soft_wrap=True)
+    if config.preset in PRESET_NOTICES:
+        console.print(f"[bold yellow]{PRESET_NOTICES[config.preset]}[/]")
+    result = run_audit(config, engine.engine, engine.arguments())
+    print_summary(result, console)
+    return 0
+
+
+def print_summary(result, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"audit of {result.summary['config']['target']} -> {result.out}")
+    for column in ("mode", "probes", "ensemble agrees", "failures", "failure rate"):
+        table.add_column(column)
+    for mode, row in sorted(result.summary["per_mode"].items()):
+        table.add_row(mode, str(row["probes"]), str(row["ensemble_agrees"]), str(row["failures"]), f"{row['failure_rate']:.1%}")
+    console.print(table)
+    stats = result.stats
+    console.print(
+        f"wrote {stats.written} probes in {len(stats.shards)} shard(s); {stats.skipped_done} already on disk"
+        f"{' (resumed)' if result.resumed else ''}; {result.summary['issues']} issue(s) in issues.jsonl; "
+        f"answer cache: {result.answer_cache_hits} hits, {result.answer_cache_misses} misses"
+    )
+    console.print(f"read it back: datasets.load_dataset('parquet', data_dir='{result.out}/data', split='test')")
