@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import time
 import weakref
 from collections.abc import Iterable, Sequence
@@ -136,11 +137,17 @@ class AuditStore:
         try:
             self._lock.acquire()
         except RunLockHeld as held:
-            raise OutputInUseError(
-                f"{self.root} is in use by another audit run ({describe_holder(held.holder)}). Wait for it to finish "
-                "or stop it, or pass another --out. (A run that was killed gives the folder back by itself.)",
-                held.holder,
-            ) from None
+            if held.holder.get("pid") == os.getpid() and held.holder.get("host") == socket.gethostname():
+                message = (
+                    f"{self.root} is held by another AuditStore of this same process that is still open: close() it "
+                    "first (or use `with AuditStore(out) as store:`), or pass another --out."
+                )
+            else:
+                message = (
+                    f"{self.root} is in use by another audit run ({describe_holder(held.holder)}). Wait for it to finish "
+                    "or stop it, or pass another --out. (A run that was killed gives the folder back by itself.)"
+                )
+            raise OutputInUseError(message, held.holder) from None
 
     # -- run identity -------------------------------------------------------------------------
     def open(self, identity: dict[str, Any], overwrite: bool = False) -> bool:
