@@ -57,6 +57,7 @@ class AuditConfig:
     id_column: str | None = option(None, "a column of stable ids (hf: pools; default: <split>:<row>)")
     limit: int | None = option(None, "audit at most this many source images")
     min_image_side: int = option(28, "skip images smaller than this many pixels on a side")
+    max_image_pixels: int | None = option(100_000_000, "skip images of more pixels than this (checked before decoding)")
     # audit
     modes: list[str] = option(["question"], "audit modes, comma-separated: question, regenerate, edit", aliases=["--mode"])
     prompt_variant: str = option("auditdm", "auditor prompts: auditdm (the paper's p_q, p_c, p_e) or baseline (prompt engineering)")
@@ -112,6 +113,8 @@ class AuditConfig:
                      "auditor_max_new_tokens", "render_size", "render_steps", "min_image_side"):
             if getattr(self, name) < 1:
                 problems.append(f"{flag_of(name)} must be at least 1 (got {getattr(self, name)})")
+        if self.max_image_pixels is not None and self.max_image_pixels < 1:
+            problems.append(f"--max-image-pixels must be at least 1, or left out for no limit (got {self.max_image_pixels})")
         if self.limit is not None and self.limit < 1:
             problems.append(f"--limit must be at least 1, or left out to audit every image (got {self.limit})")
         if self.dtype not in DTYPES:

@@ -73,12 +73,11 @@ def outcomes(items: Iterable[WorkItem], run_id: str) -> tuple[list[AuditRecord],
     for item in items:
         if item.failure is not None:
             failure = item.failure
-            message = f"{failure.message} -> {failure.fix}" if failure.fix else failure.message
-            issues.append(Issue(item.source.source_id, item.mode, failure.stage, message))
+            issues.append(Issue(item.source.source_id, item.mode, failure.stage, failure.message, failure.fix))
             continue
         for answer in (item.target, *item.references):
             if answer is not None and answer.error is not None:
-                issues.append(Issue(item.source.source_id, item.mode, f"answer:{answer.model_id}", answer.error))
+                issues.append(Issue(item.source.source_id, item.mode, f"answer:{answer.model_id}", answer.error, "check the model"))
         if item.verdict is not None:
             records.append(item.record(run_id))
     return records, issues

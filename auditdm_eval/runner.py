@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from .stages.answer import AnswerSpec
 from .stages.auditor import AuditorSpec
 from .stages.judge import JudgeSpec
 from .stages.render import RenderSpec
-from .store import AuditStore, summarize
+from .store import AuditStore, Issue, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class AuditResult:
     stats: RunStats
     summary: dict[str, Any]
     resumed: bool
+    skipped_inputs: list[Issue] = field(default_factory=list)  # the pool's unusable files, in the order met
+    moved_aside: list[Path] = field(default_factory=list)  # corrupt shards found on resume (their probes were redone)
 
     @property
     def answer_cache_hits(self) -> int:
@@ -139,6 +141,7 @@ def source_options(config: AuditConfig) -> SourceOptions:
         id_column=config.id_column,
         limit=config.limit,
         min_side=config.min_image_side,
+        max_pixels=config.max_image_pixels,
     )
 
 
@@ -149,12 +152,14 @@ def run_audit(config: AuditConfig, engine: str = "local", engine_arguments: dict
         engine, options=EngineOptions(config.batch_size, config.progress, dict(engine_arguments or {}))
     )
     sources = iter_sources(config.images, source_options(config))
-    store = AuditStore(config.out)
-    resumed = store.open(config.identity(), overwrite=config.overwrite)
-    store.record_parts(plan.parts)
-    stats = runner.run(plan, sources, store)
-    summary = summarize(store.load()) if store.shards() else {"probes": 0, "failures": 0, "per_mode": {}}
-    summary["issues"] = len(store.issues())
-    summary["config"] = config.identity()
-    store.write_summary(summary)
-    return AuditResult(Path(config.out), stats, summary, resumed)
+    with AuditStore(config.out) as store:  # the run owns --out until it ends
+        resumed = store.open(config.identity(), overwrite=config.overwrite)
+        store.record_parts(plan.parts)
+        stats = runner.run(plan, sources, store)
+        summary = summarize(store.load()) if store.shards() else {"probes": 0, "failures": 0, "per_mode": {}}
+        summary["issues"] = len(store.issues())
+        summary["config"] = config.identity()
+        store.write_summary(summary)
+        skipped = store.skipped_inputs()
+        moved = list(store.moved_aside)
+    return AuditResult(Path(config.out), stats, summary, resumed, skipped, moved)

@@ -1,17 +1,24 @@
 """The image pool the auditor looks at: a folder, a Hugging Face dataset, or bundled photos.
 
-Images that cannot be used (unreadable, too small) are reported as :class:`SourceIssue` with
-the fix, and the run goes on without them.
+Images that cannot be used (empty, not an image, truncated, over the pixel limit, too small, or
+failing to decode for any other reason) are reported as :class:`SourceIssue` with a stable message
+and the fix, and the run goes on without them. Every usable image is turned into the 8-bit RGB
+image the models see (:func:`model_rgb`); the file's own bytes travel with it only when they decode
+to exactly that image (:func:`keeps_file_bytes`), so the stored dataset shows what the models saw.
 """
 
 from __future__ import annotations
 
 import io
+import re
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .records import SourceImage
@@ -19,6 +26,14 @@ from .records import SourceImage
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "horse", "clock", "page", "coins", "camera", "hubble_deep_field")
 DEFAULT_MIN_SIDE = 28
+DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels: 300 MB decoded as RGB; PIL's own default is ~89 MP
+UNREADABLE = "cannot read image"
+_MAGIC = {  # how a file of each format starts: a damaged file of a known format is "truncated", not "not an image"
+    b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF87a": "GIF", b"GIF89a": "GIF", b"BM": "BMP",
+    b"II*\x00": "TIFF", b"MM\x00*": "TIFF",
+}
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+_PIL_LIMIT = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-global: one decode changes it at a time
 
 
 @dataclass
@@ -40,28 +55,148 @@ class SourceOptions:
     id_column: str | None = None
     limit: int | None = None
     min_side: int = DEFAULT_MIN_SIDE
+    max_pixels: int | None = DEFAULT_MAX_PIXELS  # larger images are skipped as issues; None: no limit
 
 
 SourceItem = SourceImage | SourceIssue
 
 
-def _check(source_id: str, image: Image.Image, min_side: int, encoded: bytes | None = None) -> SourceItem:
-    if min(image.size) < min_side:
+def stable_message(text: str) -> str:
+    """``text`` without Python object addresses, so the same problem reads the same on every run."""
+    return _ADDRESS.sub("", text)
+
+
+# -- what the models see ----------------------------------------------------------------------
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+
+
+def model_rgb(image: Image.Image) -> Image.Image:
+    """The 8-bit RGB image the models are shown for ``image`` (of any mode).
+
+    16-bit and other high-depth greyscale is scaled to 8 bits (not clipped); transparency is
+    composited on white; CMYK, palette, greyscale and the other modes are converted; of an
+    animated or multi-page file, the frame already loaded (the first) is used.
+    """
+    if image.mode.startswith("I") or image.mode == "F":
+        image = _to_8bit(image)
+    if image.mode in _ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        rgb = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    else:
+        rgb = image.convert("RGB")
+    rgb.info = {}  # no ICC profile, EXIF or transparency carried into the stored PNG
+    return rgb
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """A 16-bit (I;16*), 32-bit integer (I) or float (F) greyscale image as 8-bit L (or LA)."""
+    values = np.asarray(image).astype(np.float64)
+    lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if image.mode.startswith("I;16") or (image.mode == "I" and lo >= 0 and 255 < hi <= 65535):
+        scaled = values / 257.0  # 65535 -> 255
+    elif image.mode == "F" and lo >= 0 and hi <= 1:
+        scaled = values * 255.0
+    elif lo >= 0 and hi <= 255:
+        scaled = values
+    else:  # values outside any fixed range: stretch min..max to 0..255
+        scaled = (values - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(values)
+    grey = Image.fromarray(np.clip(np.rint(np.nan_to_num(scaled)), 0, 255).astype(np.uint8), "L")
+    transparent = image.info.get("transparency")
+    if isinstance(transparent, int):  # one grey level marked transparent (PNG tRNS)
+        alpha = Image.fromarray(np.where(np.asarray(image) == transparent, 0, 255).astype(np.uint8), "L")
+        grey = Image.merge("LA", (grey, alpha))
+    return grey
+
+
+def keeps_file_bytes(opened: Image.Image) -> bool:
+    """Whether the file ``opened`` was decoded from shows exactly what :func:`model_rgb` gives: a
+    single-frame RGB (or greyscale) image without transparency and without an EXIF rotation a
+    viewer would apply. Only then is the file stored as it is; otherwise the converted image is."""
+    if opened.mode not in ("RGB", "L") or "transparency" in opened.info:
+        return False
+    if getattr(opened, "n_frames", 1) != 1:
+        return False
+    return opened.getexif().get(0x0112, 1) == 1  # Orientation
+
+
+# -- decoding, with every failure named -------------------------------------------------------
+def _check(source_id: str, image: Image.Image, options: SourceOptions) -> SourceItem:
+    if options.max_pixels and image.width * image.height > options.max_pixels:
+        return _too_large(source_id, image.size, options.max_pixels)
+    if min(image.size) < options.min_side:
         return SourceIssue(
             source_id,
-            f"image is {image.width}x{image.height} px, smaller than {min_side} px on a side",
-            f"drop it or upscale it, or lower --min-image-side (now {min_side})",
+            f"image is {image.width}x{image.height} px, smaller than {options.min_side} px on a side",
+            f"drop it or upscale it, or lower --min-image-side (now {options.min_side})",
         )
-    return SourceImage(source_id, image.convert("RGB"), encoded=encoded)
+    return SourceImage(source_id, model_rgb(image))
 
 
-def _decode(source_id: str, data: bytes, min_side: int) -> SourceItem:
+def _too_large(source_id: str, size: tuple[int, int], limit: int) -> SourceIssue:
+    width, height = size
+    return SourceIssue(
+        source_id,
+        f"image is {width}x{height} px ({width * height / 1e6:.1f} megapixels), over the limit of {limit / 1e6:.1f} megapixels",
+        f"downscale it, or raise the limit with --max-image-pixels (now {limit})",
+    )
+
+
+def _decode(source_id: str, data: bytes, options: SourceOptions) -> SourceItem:
+    """``data`` as a usable :class:`SourceImage`, or a :class:`SourceIssue` naming why not (never raises)."""
+    if not data:
+        return SourceIssue(source_id, f"{UNREADABLE}: empty file (0 bytes)", "replace or remove the file")
+    limit = options.max_pixels
     try:
-        with Image.open(io.BytesIO(data)) as opened:
-            opened.load()
-            return _check(source_id, opened, min_side, encoded=data)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        return SourceIssue(source_id, f"cannot read image ({error})", "replace or remove the file")
+        with _PIL_LIMIT, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            saved = Image.MAX_IMAGE_PIXELS
+            try:
+                Image.MAX_IMAGE_PIXELS = None  # reading the header allocates nothing: check its size ourselves
+                with Image.open(io.BytesIO(data)) as opened:
+                    if limit and opened.width * opened.height > limit:
+                        return _too_large(source_id, opened.size, limit)
+                    Image.MAX_IMAGE_PIXELS = limit  # frames or tiles larger than the header said still stop here
+                    opened.load()
+                    item = _check(source_id, opened, options)
+                    if isinstance(item, SourceImage) and keeps_file_bytes(opened):
+                        item.encoded = data
+                    return item
+            finally:
+                Image.MAX_IMAGE_PIXELS = saved
+    except Exception as error:  # noqa: BLE001 - whatever a decoder raises, the run goes on without this image
+        return _unreadable(source_id, data, error, limit)
+
+
+def _unreadable(source_id: str, data: bytes, error: Exception, limit: int | None) -> SourceIssue:
+    fmt = next((name for magic, name in _MAGIC.items() if data.startswith(magic)), None)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        fmt = "WebP"
+    text = stable_message(str(error))
+    if isinstance(error, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return SourceIssue(
+            source_id,
+            f"{UNREADABLE}: it decodes to more pixels than the limit of {(limit or 0) / 1e6:.1f} megapixels",
+            f"downscale it, or raise the limit with --max-image-pixels (now {limit})",
+        )
+    if isinstance(error, UnidentifiedImageError):
+        if fmt:
+            return SourceIssue(source_id, f"{UNREADABLE}: truncated or damaged {fmt} file", "re-export or re-download it, or remove it")
+        return SourceIssue(source_id, f"{UNREADABLE}: not an image (no known image format)", "replace or remove the file")
+    if "truncated" in text.lower():
+        return SourceIssue(
+            source_id, f"{UNREADABLE}: truncated (the {fmt or 'image'} file ends before its image data does)",
+            "re-export or re-download it, or remove it",
+        )
+    what = f"damaged {fmt} file" if fmt else "cannot decode it"
+    return SourceIssue(source_id, f"{UNREADABLE}: {what} ({type(error).__name__}: {text})", "replace or remove the file")
+
+
+def _read(source_id: str, path: Path, options: SourceOptions) -> SourceItem:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        return SourceIssue(source_id, f"cannot read file: {error.strerror or type(error).__name__}", "check the file's permissions, or remove it")
+    return _decode(source_id, data, options)
 
 
 def from_folder(folder: Path, options: SourceOptions) -> Iterator[SourceItem]:
@@ -69,7 +204,7 @@ def from_folder(folder: Path, options: SourceOptions) -> Iterator[SourceItem]:
     if not files:
         raise ValueError(f"no images found in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
     for path in files[: options.limit]:
-        yield _decode(path.relative_to(folder).as_posix(), path.read_bytes(), options.min_side)
+        yield _read(path.relative_to(folder).as_posix(), path, options)
 
 
 def from_skimage(names: list[str], options: SourceOptions) -> Iterator[SourceItem]:
@@ -81,7 +216,12 @@ def from_skimage(names: list[str], options: SourceOptions) -> Iterator[SourceIte
         if loader is None:
             yield SourceIssue(f"skimage:{name}", "no such scikit-image sample", f"use one of {', '.join(SKIMAGE_PHOTOS)}")
             continue
-        yield _check(f"skimage:{name}", Image.fromarray(loader()).convert("RGB"), options.min_side)
+        try:
+            image = Image.fromarray(loader())
+        except Exception as error:  # noqa: BLE001 - e.g. a sample that needs a download
+            yield SourceIssue(f"skimage:{name}", f"cannot load it ({type(error).__name__}: {stable_message(str(error))})", "pick another sample")
+            continue
+        yield _check(f"skimage:{name}", image, options)
 
 
 def _load_hf_dataset(spec: str, split: str) -> Any:
@@ -121,11 +261,13 @@ def from_hf_dataset(spec: str, options: SourceOptions) -> Iterator[SourceItem]:
         row = dataset[index]
         source_id = str(row[options.id_column]) if options.id_column else f"{options.split}:{index}"
         cell = row[image_column] or {}
-        data = cell.get("bytes") or (Path(cell["path"]).read_bytes() if cell.get("path") else None)
-        if data is None:
+        if cell.get("bytes") is not None:
+            item = _decode(source_id, cell["bytes"], options)
+        elif cell.get("path"):
+            item = _read(source_id, Path(cell["path"]), options)
+        else:
             yield SourceIssue(source_id, f"column {image_column!r} holds no image", "fill it or drop the row")
             continue
-        item = _decode(source_id, data, options.min_side)
         if isinstance(item, SourceImage):
             item.question = row[options.question_column] if options.question_column else None
             answer = row[options.answer_column] if options.answer_column else None

@@ -194,7 +194,7 @@ def test_empty_auditor_output_is_an_issue_with_the_fix(tiny_paths, tmp_path, ima
     result = run_audit(config(tmp_path, image_folder, auditor="silent-gemma3"))
     assert not result.stats.written
     issues = [json.loads(line) for line in (result.out / "issues.jsonl").read_text().splitlines()]
-    assert len(issues) == 3 and all("empty question" in i["message"] and "--auditor-max-new-tokens" in i["message"] for i in issues)
+    assert len(issues) == 3 and all("empty question" in i["message"] and "--auditor-max-new-tokens" in i["fix"] for i in issues)
 
 
 def test_source_questions_are_used_on_altered_images(tiny_paths, tmp_path):

@@ -43,7 +43,7 @@ def test_store_writes_shards_that_load_with_full_schema(tmp_path):
     assert store.open({"target": "t"}) is False
     store.write_shard([record(0, True), record(1, False)])
     store.write_shard([record(2, True)])
-    assert [p.name for p in store.shards()] == ["test-00000.parquet", "test-00001.parquet"]
+    assert [p.name for p in store.shards()] == [f"test-{store.writer_id}-00000.parquet", f"test-{store.writer_id}-00001.parquet"]
     loaded = load_audit(tmp_path / "out")
     assert loaded.features == FEATURES
     assert loaded["probe_id"] == ["p0", "p1", "p2"]

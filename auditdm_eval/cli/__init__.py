@@ -40,9 +40,12 @@ def user_errors() -> dict[type[BaseException], int]:
     from model_adapters import ModelLoadError, UnknownModelError
 
     from ..errors import AuditDMError
-    from ..store import RunMismatchError
+    from ..store import CorruptShardError, StoreError
 
-    return {ModelLoadError: 1, AuditDMError: 2, UnknownModelError: 2, RunMismatchError: 2, ValueError: 2, FileNotFoundError: 2}
+    return {
+        ModelLoadError: 1, CorruptShardError: 1, AuditDMError: 2, UnknownModelError: 2, StoreError: 2, ValueError: 2,
+        FileNotFoundError: 2,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,4 +71,10 @@ def print_summary(result, console) -> None:
         f"{' (resumed)' if result.resumed else ''}; {result.summary['issues']} issue(s) in issues.jsonl; "
         f"answer cache: {result.answer_cache_hits} hits, {result.answer_cache_misses} misses"
     )
+    if result.skipped_inputs:
+        first = "; ".join(f"{issue.source_id} ({issue.message})" for issue in result.skipped_inputs[:5])
+        more = f" and {len(result.skipped_inputs) - 5} more" if len(result.skipped_inputs) > 5 else ""
+        console.print(f"[yellow]skipped {len(result.skipped_inputs)} input(s): {first}{more}[/]")
+    for path in result.moved_aside:
+        console.print(f"[yellow]moved the unreadable shard {path} aside; its probes were audited again[/]")
     console.print(f"read it back: datasets.load_dataset('parquet', data_dir='{result.out}/data', split='test')")

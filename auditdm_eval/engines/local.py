@@ -30,7 +30,7 @@ class LocalEngine:
         progress = tqdm(total=total, unit="image", desc="audit", disable=not self.options.progress)
         try:
             for chunk in batched(sources, self.options.batch_size):
-                issues = [Issue(item.source_id, "*", "input", f"{item.message} -> {item.fix}") for item in chunk if isinstance(item, SourceIssue)]
+                issues = [Issue(item.source_id, "*", "input", item.message, item.fix) for item in chunk if isinstance(item, SourceIssue)]
                 items, skipped = plan.work_items([item for item in chunk if isinstance(item, SourceImage)], done)
                 records, item_issues = outcomes(run_chain(stages, items), plan.run_id)
                 shard = store.write_shard(records)
