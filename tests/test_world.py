@@ -111,6 +111,14 @@ def test_decode_at_any_grid_multiple_size(size):
         assert decode(draw(s, size)) == s
 
 
+def test_every_object_draws_distinctly_at_every_grid_size():
+    """Decoding is exact wherever no two objects draw alike: check every multiple of 3 up to 240 px."""
+    from auditdm_eval.world.decode import check_decodable
+
+    for side in range(MIN_SIZE, 241, 3):
+        check_decodable(side)
+
+
 def test_drawing_is_deterministic_and_decoding_needs_no_shared_state():
     a = np.asarray(draw(SCENES[0]))
     assert np.array_equal(a, np.asarray(draw(SCENES[0])))

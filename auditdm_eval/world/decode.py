@@ -114,4 +114,4 @@ def check_decodable(side: int) -> None:
         _templates(stop - start, stop - start)
 
 
-__all__ = ["GRID", "decode", "decode_array", "check_decodable", "classify_pixels"]
+__all__ = ["GRID", "check_decodable", "classify_pixels", "decode", "decode_array"]

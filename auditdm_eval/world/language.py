@@ -82,7 +82,7 @@ _NUMBER_WORDS = {w: i for i, w in enumerate(
     ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve")
 )}
 _PLURALS = {f"{s}s": s for s in SHAPES}
-_OBJECT_NOUNS = {"object", "objects", "thing", "things", "shape", "shapes", "item", "items"}
+_OBJECT_NOUNS = {"object", "objects", "thing", "things", "shape", "shapes", "item", "items", "one"}
 _ARTICLES = {"the", "a", "an", "this", "that", "any"}
 _VERTICAL = {"top": 0, "bottom": 2}
 _HORIZONTAL = {"left": 0, "right": 2}
@@ -326,9 +326,7 @@ def _parse_count(words: list[str]) -> Query | None:
 
 
 def _parse_where(words: list[str]) -> Query | None:
-    if words[:2] == ["where", "is"]:
-        body = words[2:]
-    elif words[:1] == ["where"] and words[1:2] == ["s"]:
+    if words[:2] in (["where", "is"], ["where", "s"]):
         body = words[2:]
     elif words[:4] == ["in", "which", "cell", "is"] or words[:4] == ["what", "position", "is", "the"]:
         body = words[4:] if words[0] == "in" else words[3:]
@@ -701,9 +699,9 @@ def complete_specs(specs: list[ObjectSpec], seed: int = 0, scene: Scene | None =
 def caption_to_scene(text: str, seed: int = 0) -> Scene:
     """The scene a caption describes; what it leaves out is filled from ``seed``. Raises ValueError if unusable."""
     words = _words(text)
-    if words and set(words) <= _EMPTY | _ARTICLES | {"an", "image", "picture", "scene", "of", "grid", "with", "is", "there"}:
-        if set(words) & _EMPTY:
-            return Scene()
+    filler = _EMPTY | _ARTICLES | {"image", "picture", "scene", "of", "grid", "with", "is", "there"}
+    if words and set(words) <= filler and set(words) & _EMPTY:
+        return Scene()
     specs = caption_specs(text)
     if not specs:
         raise ValueError(

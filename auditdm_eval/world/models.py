@@ -8,7 +8,7 @@ ensemble never agrees on it. ``instruct`` requests get ``""`` too.
 
 - The **oracle** answers the truth.
 - A **noisy oracle** answers wrong with probability ``error_rate``, independently per
-  (noise seed, scene, question); the wrong answer is drawn uniformly from the answer space of the
+  (noise seed, scene, question: its parsed, canonical form, so rewordings share it); the wrong answer is drawn uniformly from the answer space of the
   question's type, without the true answer.
 - A **correlated** noisy oracle shares an error source with its family (``family_seed``): on a
   shared "hard" item (probability ``error_rate``) each member gives the family's one wrong answer
@@ -98,7 +98,7 @@ def resolve_weakness(spec: str) -> tuple[str, WeaknessFn]:
         if fn is None:
             raise ValueError(f"weakness {spec!r}: module {module_name!r} has no {attribute!r}")
     if not callable(fn):
-        raise ValueError(f"weakness {spec!r}: {attribute!r} is not a function")
+        raise ValueError(f"weakness {spec!r}: {attribute!r} is not a function")  # noqa: TRY004 (a bad name)
     return spec, fn  # type: ignore[return-value]
 
 
@@ -342,8 +342,8 @@ def model_kwargs() -> dict[str, tuple[dict[str, Any], str]]:
         models[f"world-oracle-correlated-{letter}"] = (
             {"noise": "correlated", "error_rate": DEFAULT_ERROR_RATE, "noise_seed": seed,
              "correlation": DEFAULT_CORRELATION, "family_seed": CORRELATED_FAMILY_SEED},
-            f"world oracle erring on {DEFAULT_ERROR_RATE:.0%} of questions, mostly on the same items with the same "
-            "wrong answer as the other world-oracle-correlated-* models",
+            (f"world oracle erring on {DEFAULT_ERROR_RATE:.0%} of questions, mostly on the same items with the same "
+             "wrong answer as the other world-oracle-correlated-* models"),
         )
     descriptions = {
         "redgreen": "sees red as green and green as red",

@@ -21,7 +21,7 @@ SPEC_HELP = "world:<number of scenes>[:<seed>[:<image size>]], e.g. world:200 or
 
 def parse_world_spec(spec: str) -> tuple[int, int, int]:
     """(number of scenes, seed, image size) of ``world:200``, ``world:200:7``, ``200:7:192``."""
-    rest = spec[len("world:"):] if spec.startswith("world:") else spec
+    rest = spec.removeprefix("world:")
     parts = rest.split(":") if rest else []
     try:
         count = int(parts[0]) if parts and parts[0] else 100

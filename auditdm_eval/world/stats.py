@@ -22,7 +22,7 @@ from PIL import Image
 
 from .decode import decode
 from .draw import draw
-from .language import answer_question, parse_question, question_space
+from .language import answer_question, edit_space, parse_question, question_space
 from .models import BUILTIN_WEAKNESSES, WorldModel, exposing_questions, model_kwargs
 from .scene import sample_scenes
 
@@ -50,6 +50,10 @@ def measure(n_scenes: int = 500, seed: int = 0, questions_per_scene: int = 10) -
     out["objects_per_scene"] = float(np.mean([len(s) for s in scenes]))
     out["share_with_3plus_same_color"] = float(np.mean([max(Counter(o.color for o in s).values()) >= 3 for s in scenes]))
     out["share_with_3plus_same_shape"] = float(np.mean([max(Counter(o.shape for o in s).values()) >= 3 for s in scenes]))
+    out["share_with_3plus_of_a_kind"] = float(np.mean([
+        max(Counter(o.color for o in s).values()) >= 3 or max(Counter(o.shape for o in s).values()) >= 3 for s in scenes
+    ]))
+    out["edit_space_mean"] = float(np.mean([len(edit_space(s)) for s in scenes[:100]]))
     out["share_with_clock"] = float(np.mean([any(o.shape == "clock" for o in s) for s in scenes]))
     out["share_with_sign"] = float(np.mean([any(o.shape == "sign" for o in s) for s in scenes]))
 
@@ -84,6 +88,10 @@ def measure(n_scenes: int = 500, seed: int = 0, questions_per_scene: int = 10) -
     answers = [oracle.answer(image, q) for _, image, q in items]
     out["oracle_answer_ms_per_request"] = 1e3 * (time.perf_counter() - started) / len(items)
     out["oracle_accuracy"] = float(np.mean([a == t for a, t in zip(answers, truths)]))
+    started = time.perf_counter()
+    for scene, _, q in items:
+        oracle.answer_scene(scene, q)
+    out["answer_from_scene_ms_per_request"] = 1e3 * (time.perf_counter() - started) / len(items)
     noisy: dict[str, list[str]] = {}
     rates = {}
     for name, (kwargs, _) in model_kwargs().items():
