@@ -209,6 +209,8 @@ def test_captions_round_trip_and_are_read_leniently():
     assert len(three) == 3 and all(o.color == "green" and o.shape == "triangle" for o in three)
     assert caption_to_scene("three green triangles", seed=5) == three, "filled from the seed, deterministically"
     assert caption_to_scene("a red clock at 7 o'clock in the bottom left", seed=0).at(2, 0).hour == 7
+    pronouns = caption_to_scene("a red one in the center and a blue one", seed=2)
+    assert len(pronouns) == 2 and pronouns.at(1, 1).color == "red"
     assert describe(Scene()) == "nothing" and caption_to_scene("nothing") == Scene()
 
 

@@ -590,6 +590,8 @@ def _chunks(text: str) -> list[list[str]]:
             starts = (w in _SPLIT_BEFORE or w.isdigit()) and not (i and words[i - 1] in _HOUR_MARKERS)
             if starts and i + 1 < len(words) and words[i + 1] == "oclock":
                 starts = False
+            if w == "one" and i and (words[i - 1] in COLORS or words[i - 1] in SIZES):
+                starts = False  # "a red one": a noun, not a count
             if starts and current:
                 chunks.append(current)
                 current = []
