@@ -38,6 +38,8 @@ class ModelSpec:
 
 BACKENDS: dict[str, Callable[..., VisionLanguageModel]] = {"transformers": TransformersVLM}
 MODELS: dict[str, ModelSpec] = {}
+# name prefix -> spec factory, for families of names no list can hold (``world-target:<module>:<function>``)
+PREFIXES: dict[str, Callable[[str], ModelSpec]] = {}
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -47,6 +49,11 @@ def register_model(spec: ModelSpec) -> ModelSpec:
 
 def register_backend(name: str, factory: Callable[..., VisionLanguageModel]) -> None:
     BACKENDS[name] = factory
+
+
+def register_prefix(prefix: str, factory: Callable[[str], ModelSpec]) -> None:
+    """Names starting with ``prefix`` resolve to ``factory(name)`` (which raises ValueError for a bad name)."""
+    PREFIXES[prefix] = factory
 
 
 def auditdm_home() -> Path:
@@ -100,6 +107,13 @@ def resolve(name_or_path: str) -> tuple[str, ModelSpec]:
         path = str(spec.build(tiny_root())) if spec.build is not None else spec.path
         assert path is not None
         return path, spec
+    for prefix, factory in PREFIXES.items():
+        if name_or_path.startswith(prefix):
+            try:
+                spec = factory(name_or_path)
+            except ValueError as error:
+                raise UnknownModelError(f"cannot load model {name_or_path!r}: {error}") from error
+            return spec.path or name_or_path, spec
     local = Path(name_or_path).expanduser()
     if local.exists():
         if not any((local / marker).is_file() for marker in ("config.json", "adapter_config.json")):
