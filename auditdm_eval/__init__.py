@@ -6,6 +6,9 @@ from .matching import MATCHERS, build_matcher, normalize_answer
 from .prompts import PROMPT_VARIANTS, get_prompts
 from .records import FEATURES, Answer, AuditRecord, Probe, SourceImage, Verdict
 from .store import AuditStore, load_audit
+from .world.integration import install as _install_world
+
+_install_world()
 
 __all__ = [
     "AGREEMENT_RULES",

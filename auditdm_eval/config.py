@@ -146,16 +146,16 @@ class AuditConfig:
 
 def check_images(spec: str) -> None:
     """An image pool spec names a known source kind, an existing path, or a Hub dataset id."""
-    from .sources import SOURCE_KINDS
+    from .sources import SOURCES
 
     kind, sep, _ = spec.partition(":")
-    if sep and kind in SOURCE_KINDS:
+    if sep and kind in SOURCES:
         return
     if Path(spec).expanduser().exists() or (HUB_ID.match(spec) and not spec.startswith((".", "/", "~"))):
         return
     raise ValueError(
         f"--images {spec!r}: no such folder or file, and not a Hub dataset id (org/name). Pass a folder of images, "
-        f"hf:<hub id or saved dataset>, or one of the kinds {', '.join(f'{k}:' for k in SOURCE_KINDS)}"
+        f"hf:<hub id or saved dataset>, or one of the kinds {', '.join(f'{k}:' for k in SOURCES)}"
     )
 
 

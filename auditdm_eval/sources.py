@@ -13,7 +13,7 @@ import io
 import re
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .records import SourceImage
+from .registry import Registry
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "horse", "clock", "page", "coins", "camera", "hubble_deep_field")
@@ -275,19 +276,19 @@ def from_hf_dataset(spec: str, options: SourceOptions) -> Iterator[SourceItem]:
         yield item
 
 
-SOURCE_KINDS: dict[str, Callable[[str, SourceOptions], Iterator[SourceItem]]] = {
-    "skimage": lambda rest, options: from_skimage([n for n in rest.split(",") if n] or list(SKIMAGE_PHOTOS), options),
-    "hf": from_hf_dataset,
-    "dir": lambda rest, options: from_folder(Path(rest), options),
-}
+SOURCES: Registry[Iterator[SourceItem]] = Registry("image source", "auditdm.sources")
+"""Image pools by the kind before the colon of ``--images <kind>:<rest>``; a factory takes (rest, options)."""
+SOURCES.register("skimage", lambda rest, options: from_skimage([n for n in rest.split(",") if n] or list(SKIMAGE_PHOTOS), options))
+SOURCES.register("hf", from_hf_dataset)
+SOURCES.register("dir", lambda rest, options: from_folder(Path(rest), options))
 
 
 def iter_sources(spec: str, options: SourceOptions | None = None) -> Iterator[SourceItem]:
     """``skimage:[names]``, ``hf:<hub id or path>``, ``dir:<folder>``, or a bare folder / dataset path."""
     options = options or SourceOptions()
     kind, sep, rest = spec.partition(":")
-    if sep and kind in SOURCE_KINDS:
-        return SOURCE_KINDS[kind](rest, options)
+    if sep and kind in SOURCES:
+        return SOURCES.build(kind, rest=rest, options=options)
     path = Path(spec)
     if path.is_dir() and not any((path / marker).exists() for marker in ("dataset_info.json", "dataset_dict.json")):
         return from_folder(path, options)

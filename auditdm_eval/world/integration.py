@@ -1,0 +1,40 @@
+"""Plugs the world into the project's registries: model names (through ``model_adapters``), the
+``world`` renderer backend, the ``world:`` image source and the ``world`` ground-truth annotator.
+Called once when :mod:`auditdm_eval` is imported, so every process that runs stages (a Ray actor
+too) knows the world's names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+
+def world_renderer(mode: str, model: str, settings: Any) -> Any:
+    from . import RENDERERS
+
+    kinds = {"regenerate": "world-regenerate", "edit": "world-edit"}
+    if mode not in kinds:
+        raise ValueError(f"the world renderer serves modes {', '.join(kinds)}, not {mode!r}")
+    return RENDERERS[kinds[mode]](model, settings)
+
+
+def world_annotator() -> Any:
+    from .truth import ground_truth
+
+    def annotate(image: Image.Image, question: str) -> dict[str, Any]:
+        return {"truth": ground_truth(image, question)}
+
+    return annotate
+
+
+def install() -> None:
+    from ..renderers import RENDERERS
+    from ..sources import SOURCES
+    from ..stages.annotate import ANNOTATORS
+    from . import register, world_source
+
+    register()
+    RENDERERS.register("world", world_renderer)
+    ANNOTATORS.register("world", world_annotator)
+    SOURCES.register("world", lambda rest, options: world_source(rest, options))
