@@ -1,44 +1,48 @@
 """``auditdm audit``: discover target failures.
 
 Flags and a ``--config`` YAML derive from :class:`~auditdm_eval.config.AuditConfig` and
-:class:`~auditdm_eval.engines.EngineConfig` (trl's ``TrlParser``). Precedence: a preset's values,
-then the YAML file's, then the flags. With no model given at all, the embedded default preset runs.
+:class:`~auditdm_eval.engines.EngineConfig` (trl's ``TrlParser``). Values come in layers: a preset,
+then the YAML file, then the flags. With no model given at all, the embedded default preset runs.
 """
 
 from __future__ import annotations
 
 import argparse
 
-import yaml
-
 from ..config import DEFAULT_PRESET, PRESET_NOTICES, PRESETS, AuditConfig
 from ..engines import EngineConfig
+from ..errors import ConfigError
+from ..parsing import DescriptionAndDefaultsFormatter, build, make_layered_parser, read_yaml
 from ._help import HELP
 
 MODEL_KEYS = ("target", "references", "auditor")
 MODEL_FLAGS = ("--target", "--references", "--ensemble", "--reference", "--auditor")
 
 
-def parse(argv: list[str]) -> tuple[AuditConfig, EngineConfig]:
-    from trl import TrlParser
-
-    pre = argparse.ArgumentParser(add_help=False)
+def chosen_preset(argv: list[str]) -> str | None:
+    """--preset, else the config file's preset, else the embedded default when no model is named anywhere."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     pre.add_argument("--preset")
     pre.add_argument("--config")
     known, _ = pre.parse_known_args(argv)
-    from_file = {}
-    if known.config:
-        with open(known.config) as handle:
-            from_file = yaml.safe_load(handle) or {}
+    from_file = read_yaml(known.config) if known.config else {}
     models_given = any(arg.split("=")[0] in MODEL_FLAGS for arg in argv) or any(key in from_file for key in MODEL_KEYS)
     preset = known.preset or from_file.get("preset") or (None if models_given else DEFAULT_PRESET)
-    parser = TrlParser([AuditConfig, EngineConfig], prog="auditdm audit", description=HELP["audit"])
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"--preset: unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    return preset
+
+
+def parse(argv: list[str]) -> tuple[AuditConfig, EngineConfig]:
+    parser = make_layered_parser(
+        [AuditConfig, EngineConfig], groups={AuditConfig: "audit", EngineConfig: "engine"},
+        prog="auditdm audit", description=HELP["audit"], formatter_class=DescriptionAndDefaultsFormatter,
+    )
+    preset = chosen_preset(argv)
     if preset is not None:
-        if preset not in PRESETS:
-            raise ValueError(f"--preset: unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-        parser.set_defaults_with_config(**PRESETS[preset], preset=preset)
-    config, engine = parser.parse_args_and_config(argv)
-    return config, engine
+        parser.layer({**PRESETS[preset], "preset": preset}, f"preset {preset}", explicit=False)
+    values = parser.parse(argv)
+    return build(AuditConfig, values), build(EngineConfig, values)
 
 
 def main(argv: list[str]) -> int:

@@ -25,7 +25,7 @@ from typing import Any
 from ..config import PRESETS, AuditConfig, option
 from ..errors import ConfigError
 from ..runner import run_audit
-from .parsing import COMMAND_LINE, build, read_yaml
+from ..parsing import COMMAND_LINE, build, read_yaml
 from .recipe import MODEL_HELP, RECIPE_DEFAULTS, RENAMED, Recipe, recipe_groups, recipe_types
 from .train import report_errors, run_recipe
 
@@ -44,7 +44,7 @@ class IterateArguments:
 
 def iterate_parser(argv: list[str]):
     from ..engines import EngineConfig
-    from .parsing import DescriptionAndDefaultsFormatter, make_layered_parser
+    from ..parsing import DescriptionAndDefaultsFormatter, make_layered_parser
 
     parser = make_layered_parser(
         [AuditConfig, EngineConfig, IterateArguments, *recipe_types()],

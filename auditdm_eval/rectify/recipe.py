@@ -51,7 +51,7 @@ import yaml
 from ..config import option
 from ..errors import ConfigError
 from .mixing import SELECTIONS
-from .parsing import build, make_layered_parser
+from ..parsing import build, make_layered_parser
 
 LANGUAGE_MODEL_ATTENTION = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj)"
 

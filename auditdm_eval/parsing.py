@@ -25,7 +25,7 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from ..errors import ConfigError
+from .errors import ConfigError
 
 COMMAND_LINE = "command line"
 
