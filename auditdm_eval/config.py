@@ -207,6 +207,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         "answer_max_new_tokens": 6,
         "auditor_max_new_tokens": 12,
     },
+    # The planted-weakness world: a target with a known weakness, three noisy oracles as the ensemble
+    # (10% independent errors each, majority), the warm-started world auditor, all three modes with the
+    # world's programmatic renderers and ground truth in every record. Runs offline in minutes; the
+    # failures it finds are real failures of the target (precision is measured against the truth).
+    "world": {
+        "target": "world-target-redgreen",
+        "references": ["world-oracle-noisy-a", "world-oracle-noisy-b", "world-oracle-noisy-c"],
+        "agreement_rule": "majority",
+        "auditor": "world-auditor",
+        "images": "world:24",
+        "modes": ["question", "regenerate", "edit"],
+        "regenerate_renderer": "world",
+        "regenerate_model": "world",
+        "edit_renderer": "world",
+        "edit_model": "world",
+        "annotator": "world",
+        "answer_max_new_tokens": 4,
+        "auditor_max_new_tokens": 64,
+    },
     # The paper's single-model analysis of PaliGemma2-3B (supplement A.2): needs the real weights.
     "paper-paligemma2": {
         "target": "paligemma2-3b-448",

@@ -16,7 +16,7 @@ def call_isolating_failures(call: Callable[[list[Item]], Sequence[Any]], items: 
     try:
         return [(result, None) for result in call(list(items))]
     except Exception as batch_error:  # noqa: BLE001 - any model error is isolated per item
-        logger.warning("%s raised on a batch of %d (%s); retrying one at a time", name, len(items), batch_error)
+        logger.info("%s raised on a batch of %d (%s); retrying one at a time", name, len(items), batch_error)
     outcomes: list[tuple[Any, str | None]] = []
     for item in items:
         try:

@@ -37,10 +37,11 @@ def completion_text(completion: Any) -> str:
 
 
 class AuditReward:
-    """``reward(prompts, completions, image=..., [question=..., source_id=...])`` -> one reward per completion.
+    """``reward(prompts, completions, image=..., [mode=..., question=..., source_id=...])`` -> one reward per completion.
 
-    ``last`` keeps the finished work items of the latest call, so other reward terms and logs can
-    read the verdicts (and failures) without running the stages again.
+    A ``mode`` column says what each completion is (question, caption or edit command); without it
+    every completion is of ``mode``. ``last`` keeps the finished work items of the latest call, so
+    other reward terms and logs read the verdicts (and failures) without running the stages again.
     """
 
     def __init__(self, plan: AuditPlan, mode: str = "question", resources: Resources | None = None, image_column: str = "image"):
@@ -54,15 +55,20 @@ class AuditReward:
         self.__name__ = f"auditdm_{mode}_disagreement"  # trl logs rewards under the function's name
 
     def items(self, completions: Sequence[Any], columns: dict[str, Any]) -> list[WorkItem]:
-        images = self._images(columns, len(completions))
-        questions = columns.get("question") or [None] * len(completions)
-        ids = columns.get("source_id") or [f"row{i}" for i in range(len(completions))]
-        field = TEXT_FIELDS[MODES[self.mode].auditor_writes]
+        count = len(completions)
+        images = self._images(columns, count)
+        questions = columns.get("question") or [None] * count
+        ids = columns.get("source_id") or [f"row{i}" for i in range(count)]
+        modes = columns.get("mode") or [self.mode] * count
+        unknown = sorted(set(modes) - set(self.plan.modes))
+        if unknown:
+            raise ValueError(f"rows of mode(s) {unknown}, but the plan audits {self.plan.modes}: add them to the audit's modes")
         items = []
         for i, completion in enumerate(completions):
             source = SourceImage(str(ids[i]), images[i].convert("RGB"), question=questions[i])
-            item = self.plan.work_item(source, self.mode, sample=i)
+            item = self.plan.work_item(source, modes[i], sample=i)
             text = clean_auditor_text(completion_text(completion))
+            field = TEXT_FIELDS[MODES[modes[i]].auditor_writes]
             items.append(item.but(**{field: text}) if text else item.fail("policy", "empty completion", "the policy wrote nothing parseable"))
         return items
 

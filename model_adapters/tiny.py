@@ -53,14 +53,14 @@ SIGLIP_32 = {
 }
 
 
-def _vlm_tokenizer(extra_special_tokens: list[str], named_tokens: dict[str, str]):
-    """Word-level BPE over WORDS (each word one token, unknown words spelled in characters), wrapped
+def _vlm_tokenizer(extra_special_tokens: list[str], named_tokens: dict[str, str], words: tuple[str, ...] = WORDS):
+    """Word-level BPE over ``words`` (each word one token, unknown words spelled in characters), wrapped
     with pad/bos/eos/unk and the given special tokens (``named_tokens`` also set as tokenizer attributes)."""
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     specials = [PAD, BOS, EOS, UNK, *extra_special_tokens]
-    pieces = [*specials, WORD_START, *ALPHABET, *(WORD_START + w for w in WORDS)]
+    pieces = [*specials, WORD_START, *ALPHABET, *(WORD_START + w for w in words)]
     # ignore_merges: a word in the vocab is one token; anything else falls back to its characters
     vocab = {piece: i for i, piece in enumerate(pieces)}
     backend = Tokenizer(models.BPE(vocab, [], unk_token=UNK, fuse_unk=True, ignore_merges=True))

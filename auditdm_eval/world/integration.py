@@ -28,13 +28,25 @@ def world_annotator() -> Any:
     return annotate
 
 
+def world_auditor(root: Any) -> Any:
+    from ..training.warm_start import ensure_world_auditor
+
+    return ensure_world_auditor(root)
+
+
 def install() -> None:
+    from model_adapters.registry import ModelSpec, register_model
+
     from ..renderers import RENDERERS
     from ..sources import SOURCES
     from ..stages.annotate import ANNOTATORS
     from . import register, world_source
 
     register()
+    register_model(ModelSpec(
+        name="world-auditor", build=world_auditor,
+        description="tiny Gemma3 auditor warm-started on the planted-weakness world (built on first use, minutes)",
+    ))
     RENDERERS.register("world", world_renderer)
     ANNOTATORS.register("world", world_annotator)
     SOURCES.register("world", lambda rest, options: world_source(rest, options))

@@ -1,0 +1,212 @@
+"""``auditdm train-auditor``: train the auditor with trl's ``GRPOTrainer``, the audit's own verdict
+as the reward (supplement A.2).
+
+One parser reads four dataclasses, each field declared once: the audit's own
+:class:`~auditdm_eval.config.AuditConfig` (target, references, image pool, modes, judge, renderers:
+what the auditor is trained against), :class:`AuditorTrainingArguments` (the reward terms), trl's
+``GRPOConfig`` (every training argument: steps, learning rate, schedule, generations per prompt,
+KL beta, loss type, reward weights, checkpoints) and trl's ``ModelConfig`` (LoRA). A recipe is a
+YAML of field: value (``recipes/configs/auditor_*.yaml``); any field is a flag too.
+
+Each row of the training set is one image of the pool and one mode, with the auditor's
+instruction for that mode (the prompt variant's p_q, p_c or p_e). The policy's completion is the
+question, caption or edit command; the reward terms (:mod:`.rewards`) run the audit's stages on it.
+Checkpoints (``save_steps``) hold the processor too, so each loads back through ``model_adapters``
+and audits like any model: ``auditdm audit --auditor <output_dir>/checkpoint-250``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import AuditConfig, option
+from ..errors import ConfigError
+from ..modes import MODES
+from ..parsing import DescriptionAndDefaultsFormatter, build, make_layered_parser
+from ..prompts import PROMPT_VARIANTS
+from .rewards import TERMS
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTION = {None: "question", "caption": "caption", "edit": "edit"}  # what the auditor writes -> its prompt field
+GRPO_DEFAULTS: dict[str, Any] = {
+    # what our recipes rely on when a recipe says nothing (trl's own defaults otherwise)
+    "output_dir": "outputs/auditor",
+    "logging_steps": 10,
+    "report_to": [],
+    "save_strategy": "steps",
+    "save_steps": 250,
+    "max_completion_length": 96,
+    "remove_unused_columns": False,
+}
+
+
+@dataclass
+class AuditorTrainingArguments:
+    reward_terms: list[str] = option(
+        list(TERMS), f"reward terms, each logged under its name ({', '.join(TERMS)}); their weights are --reward_weights, in this order"
+    )
+
+    def __post_init__(self) -> None:
+        unknown = [term for term in self.reward_terms if term not in TERMS]
+        if unknown or not self.reward_terms:
+            raise ConfigError(f"--reward_terms: unknown or none {unknown}; choose from {', '.join(TERMS)}")
+
+
+@dataclass
+class TrainingRun:
+    config: AuditConfig
+    training: AuditorTrainingArguments
+    grpo: Any  # trl.GRPOConfig
+    model: Any  # trl.ModelConfig
+
+
+def training_types() -> list[type]:
+    from trl import GRPOConfig, ModelConfig
+
+    return [AuditConfig, AuditorTrainingArguments, GRPOConfig, ModelConfig]
+
+
+def parse(argv: list[str], values: dict[str, Any] | None = None) -> TrainingRun:
+    from trl import GRPOConfig, ModelConfig
+
+    parser = make_layered_parser(
+        training_types(),
+        groups={
+            AuditConfig: "what the auditor is trained against (the flags of `auditdm audit`)",
+            AuditorTrainingArguments: "reward", GRPOConfig: "GRPO (trl's GRPOConfig)", ModelConfig: "LoRA (trl's ModelConfig)",
+        },
+        prog="auditdm train-auditor", description=__doc__, formatter_class=DescriptionAndDefaultsFormatter,
+    )
+    parser.layer(GRPO_DEFAULTS, "auditdm's training defaults", explicit=False)
+    parsed = parser.parse(argv, values)
+    derive_device_settings(parsed, parser.explicit)
+    return TrainingRun(
+        build(AuditConfig, parsed), build(AuditorTrainingArguments, parsed), build(GRPOConfig, parsed), build(ModelConfig, parsed)
+    )
+
+
+def derive_device_settings(values: dict[str, Any], explicit: dict[str, str]) -> None:
+    """bf16 and use_cpu follow the machine unless a recipe or a flag set them."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    if "use_cpu" not in explicit:
+        values["use_cpu"] = not cuda
+    if "bf16" not in explicit:
+        values["bf16"] = bool(cuda and torch.cuda.is_bf16_supported())
+    elif values["bf16"] and not cuda:
+        raise ConfigError(f"bf16 is set ({explicit['bf16']}) but no GPU is visible: drop it or set --bf16 false")
+
+
+def instruction(variant: str, mode: str) -> str:
+    return getattr(PROMPT_VARIANTS.build(variant), INSTRUCTION[MODES[mode].auditor_writes])
+
+
+def training_rows(config: AuditConfig) -> list[dict[str, Any]]:
+    """One row per (pool image, mode): the auditor's conversational instruction and the image."""
+    from ..runner import source_options
+    from ..sources import SourceImage, iter_sources
+
+    rows = []
+    for item in iter_sources(config.images, source_options(config)):
+        if not isinstance(item, SourceImage):
+            logger.warning("skipping %s", item)
+            continue
+        for mode in config.modes:
+            rows.append({
+                "prompt": [{"role": "user", "content": instruction(config.prompt_variant, mode)}],
+                "image": item.image,
+                "mode": mode,
+                "source_id": item.source_id,
+                "question": item.question,
+            })
+    if not rows:
+        raise ConfigError(f"--images {config.images} gave no usable image to train on")
+    return rows
+
+
+def load_policy(config: AuditConfig, model_args: Any):
+    """The auditor to train, from a registered name, a local path or a Hub id (as `auditdm audit` loads it)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from model_adapters import resolve
+
+    path = resolve(config.auditor)[0]
+    processor = AutoProcessor.from_pretrained(path, trust_remote_code=config.trust_remote_code)
+    processor.tokenizer.padding_side = "left"
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if getattr(model_args, "attn_implementation", None):
+        kwargs["attn_implementation"] = model_args.attn_implementation
+    model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
+    return model, processor
+
+
+@dataclass
+class TrainedAuditor:
+    output_dir: Path
+    steps: int
+    log_history: list[dict[str, Any]]
+
+    def reward_curve(self, term: str = "disagreement") -> list[tuple[int, float]]:
+        key = f"rewards/{term}/mean"
+        return [(int(entry["step"]), float(entry[key])) for entry in self.log_history if key in entry]
+
+
+def train_auditor(run: TrainingRun) -> TrainedAuditor:
+    import datasets
+    import torch
+    from trl import GRPOTrainer, get_peft_config
+
+    from ..reward import AuditReward
+    from ..runner import build_plan
+    from .rewards import RewardTerms, failure_logger
+
+    config, grpo = run.config, run.grpo
+    config.check_ready()
+    weights = grpo.reward_weights
+    if weights is not None and len(weights) != len(run.training.reward_terms):
+        raise ConfigError(
+            f"--reward_weights has {len(weights)} weight(s) for {len(run.training.reward_terms)} reward term(s) "
+            f"{run.training.reward_terms}: give one weight per term, in the same order"
+        )
+    rows = training_rows(config)
+    if len(rows) < grpo.num_generations:
+        raise ConfigError(f"{len(rows)} training row(s) for --num_generations {grpo.num_generations}: use a larger --images pool")
+    plan = build_plan(config)
+    terms = RewardTerms(AuditReward(plan, config.modes[0]))
+    model, processor = load_policy(config, run.model)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=terms.terms(run.training.reward_terms),
+        args=grpo,
+        train_dataset=datasets.Dataset.from_list(rows),
+        processing_class=processor,
+        peft_config=get_peft_config(run.model),
+        callbacks=[failure_logger(terms)],
+    )
+    with torch.enable_grad():  # some harness imports (vlmeval) switch autograd off process-wide
+        trainer.train()
+    output = Path(grpo.output_dir)
+    trainer.save_model(str(output))
+    processor.save_pretrained(str(output))
+    record = {
+        "audit": config.identity(),
+        "reward_terms": run.training.reward_terms,
+        "grpo": {key: value for key, value in grpo.to_dict().items() if key not in ("hub_token",)},
+        "log_history": trainer.state.log_history,
+    }
+    (output / "auditor_training.json").write_text(json.dumps(record, indent=1, default=str))
+    return TrainedAuditor(output, int(trainer.state.global_step), list(trainer.state.log_history))
+
+
+def checkpoints(output_dir: str | Path) -> list[Path]:
+    """The checkpoints a training run saved (``checkpoint-<step>``), in step order."""
+    found = [p for p in Path(output_dir).glob("checkpoint-*") if p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+

@@ -1,0 +1,115 @@
+"""The auditor's reward terms, each a trl reward function logged under its own name.
+
+All terms read one run of the audit's own stages per batch (:class:`~auditdm_eval.reward.AuditReward`),
+so the stages run once however many terms there are:
+
+- ``disagreement``: the audit's verdict reward (binary: a discovered failure earns 1);
+- ``answerability``: the reference ensemble agreed on an answer (the probe is answerable);
+- ``format``: the completion is one non-empty line (a question ends with "?");
+- ``novelty``: 1 / the number of completions in the batch with the same text, so that the auditor
+  is paid for finding failures in many ways rather than one (mode collapse shows up as low novelty).
+
+A completion whose probe could not be made (the renderer could not draw the caption, a model
+raised) earns 0 on every term, and is counted by stage in :attr:`RewardTerms.failures`, which
+:class:`FailureLogger` adds to the trainer's logs: never a silent zero.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..matching import normalize_answer
+from ..records import WorkItem
+from ..reward import AuditReward, completion_text
+from ..stages.auditor import clean_auditor_text
+
+TERMS = ("disagreement", "answerability", "format", "novelty")
+
+
+class RewardTerms:
+    def __init__(self, audit: AuditReward):
+        self.audit = audit
+        self._batch: tuple[int, tuple[str, ...]] | None = None
+        self.failures: Counter[str] = Counter()  # failed probes by stage, since the last log
+        self.seen = 0  # completions scored since the last log
+        self.answerable = 0
+
+    def finished(self, prompts: Sequence[Any], completions: Sequence[Any], columns: dict[str, Any]) -> list[WorkItem]:
+        """The finished work items of this batch: the stages run on the first term's call only."""
+        texts = tuple(completion_text(c) for c in completions)
+        key = (id(completions), texts)
+        if key != self._batch:
+            self.audit(prompts, completions, **columns)
+            self._batch = key
+            items = self.audit.last
+            self.seen += len(items)
+            self.answerable += sum(_answerable(item) for item in items)
+            self.failures.update(item.failure.stage for item in items if item.failure is not None)
+        return self.audit.last
+
+    def term(self, name: str) -> Callable[..., list[float]]:
+        if name not in TERMS:
+            raise ValueError(f"unknown reward term {name!r}; choose from: {', '.join(TERMS)}")
+        score = getattr(self, f"_{name}")
+
+        def reward(prompts: Sequence[Any], completions: Sequence[Any], **columns: Any) -> list[float]:
+            items = self.finished(prompts, completions, columns)
+            return score(items, completions)
+
+        reward.__name__ = name  # trl logs each reward function under its __name__
+        return reward
+
+    def terms(self, names: Sequence[str]) -> list[Callable[..., list[float]]]:
+        return [self.term(name) for name in names]
+
+    def take_counts(self) -> dict[str, float]:
+        """Failures by stage and the answerable share since the last call, for the logs."""
+        logs = {f"audit/failed/{stage}": float(count) for stage, count in sorted(self.failures.items())}
+        logs["audit/failed/total"] = float(sum(self.failures.values()))
+        if self.seen:
+            logs["audit/answerable_share"] = self.answerable / self.seen
+        self.failures.clear()
+        self.seen = self.answerable = 0
+        return logs
+
+    # -- the terms ------------------------------------------------------------------------------
+    @staticmethod
+    def _disagreement(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
+        return [item.verdict.reward if item.alive and item.verdict is not None else 0.0 for item in items]
+
+    @staticmethod
+    def _answerability(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
+        return [1.0 if _answerable(item) else 0.0 for item in items]
+
+    @staticmethod
+    def _format(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
+        scores = []
+        for item, completion in zip(items, completions):
+            raw = completion_text(completion).strip()
+            one_line = bool(raw) and "\n" not in raw and clean_auditor_text(raw) == raw
+            scores.append(1.0 if one_line and (item.mode != "question" or raw.endswith("?")) else 0.0)
+        return scores
+
+    @staticmethod
+    def _novelty(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
+        texts = [normalize_answer(completion_text(c)) for c in completions]
+        counts = Counter(texts)
+        return [1.0 / counts[text] if text else 0.0 for text in texts]
+
+
+def _answerable(item: WorkItem) -> bool:
+    return item.alive and item.verdict is not None and item.verdict.ensemble_agrees
+
+
+def failure_logger(terms: RewardTerms):
+    """A ``transformers`` callback that adds the audit's failure counts to every log line."""
+    from transformers import TrainerCallback
+
+    class FailureLogger(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs is not None and ("loss" in logs or any(key.startswith("rewards/") for key in logs)):
+                logs.update(terms.take_counts())
+
+    return FailureLogger()

@@ -1,0 +1,326 @@
+"""The world auditor: a tiny Gemma3 VLM warm-started to see the world's scenes and to write its
+questions, captions and edit commands, so that GRPO has a policy worth shaping.
+
+A random tiny VLM neither sees nor writes. The warm start teaches, by supervised training on
+scenes drawn from the world (a pool the held-out pools never use):
+
+1. vision first: "Describe the image." -> the 3x3 grid, cell by cell in a fixed order
+   ("top left: large red circle, top center: nothing, ..."), so that each slot of the answer reads
+   one image token (a 48 px image in 16 px patches: one patch per cell);
+2. then writing, with the auditor's own instructions (the paper's p_q, p_c, p_e and the prompt-
+   engineering baseline's, equally often): a valid question about the scene (a question type
+   uniformly, then a question of that type), a caption of the scene with one small alteration, and
+   an edit command, in the world's language.
+
+Nothing here knows which weakness a target has: the auditor learns to see and to ask, and GRPO
+(:mod:`.grpo`) learns what to ask. The model is built once per settings and cached under
+``$AUDITDM_HOME/tiny/`` (``world-auditor-<key>``), with the validation figures it reached in
+``warm_start.json``; it then loads through ``model_adapters`` like any checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..cache import content_key
+from ..prompts import PROMPT_VARIANTS, AuditorPrompts
+
+logger = logging.getLogger(__name__)
+
+WARM_START_VERSION = 1
+DESCRIBE = "Describe the image."
+GRID = ("top left", "top center", "top right", "middle left", "center", "middle right", "bottom left", "bottom center", "bottom right")
+WRITING_MIX = (("describe", 0.25), ("question", 0.35), ("caption", 0.2), ("edit", 0.2))
+COMPLETE = ".complete"
+
+
+@dataclass(frozen=True)
+class WarmStartSettings:
+    image_size: int = 48  # the processor's size: 3x3 patches of patch_size, one per grid cell
+    patch_size: int = 16
+    hidden_size: int = 96
+    layers: int = 2
+    vision_hidden_size: int = 64
+    vision_steps: int = 800  # describe only
+    writing_steps: int = 1200  # all tasks
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    vision_learning_rate: float = 5e-3
+    pool_seed: int = 1000  # the world pool the warm start trains on
+    seed: int = 0
+
+    def key(self) -> str:
+        from ..world.models import world_code_hash
+
+        return content_key(settings=asdict(self), world=world_code_hash(), version=WARM_START_VERSION)[:12]
+
+
+def vocabulary() -> tuple[str, ...]:
+    """Every word the world's language and the auditor's instructions use."""
+    from ..world import WORLD_VOCABULARY
+
+    words = {w for w in WORLD_VOCABULARY if w.isalnum()}
+    for variant in PROMPT_VARIANTS.names():
+        prompts = PROMPT_VARIANTS.build(variant)
+        for text in (prompts.question, prompts.caption, prompts.edit, DESCRIBE):
+            words |= set(re.findall(r"[a-z]+|\d+", text.lower()))
+    return tuple(sorted(words))
+
+
+# -- what the warm start teaches ----------------------------------------------------------------
+def _parts(scene) -> dict[str, str]:
+    """Position -> what is there ("large red circle", "purple clock showing 3")."""
+    from ..world import describe
+
+    text = describe(scene)
+    pairs = (re.match(r"^(?:an? )?(.*) in the (.*)$", part).groups() for part in text.split(", ") if part)
+    return {position: thing for thing, position in pairs}
+
+
+def grid_description(scene) -> str:
+    parts = _parts(scene)
+    return ", ".join(f"{position}: {parts.get(position, 'nothing')}" for position in GRID)
+
+
+def position_first_caption(scene) -> str:
+    """The world's caption, each object led by its position ("top left: large red circle, ...")."""
+    parts = _parts(scene)
+    return ", ".join(f"{position}: {parts[position]}" for position in GRID if position in parts)
+
+
+def typed_question(scene, rng: random.Random) -> str | None:
+    """A valid question about ``scene``: a question type uniformly, then a question of that type."""
+    from ..world import query_space
+
+    by_type: dict[str, list] = {}
+    for query in query_space(scene):
+        by_type.setdefault(query.qtype, []).append(query)
+    if not by_type:
+        return None
+    queries = by_type[rng.choice(sorted(by_type))]
+    return rng.choice(queries).text()
+
+
+def writing_example(scene, rng: random.Random, task: str) -> tuple[str, str] | None:
+    from ..world import edit_scene, edit_space
+
+    prompts: AuditorPrompts = PROMPT_VARIANTS.build(rng.choice(PROMPT_VARIANTS.names()))
+    if task == "describe":
+        return DESCRIBE, grid_description(scene)
+    if task == "question":
+        question = typed_question(scene, rng)
+        return (prompts.question, question) if question else None
+    edits = edit_space(scene)
+    if not edits:
+        return None
+    edit = rng.choice(edits)
+    if task == "caption":
+        return prompts.caption, position_first_caption(edit_scene(scene, edit))
+    return prompts.edit, edit
+
+
+# -- building -----------------------------------------------------------------------------------
+def build_untrained(settings: WarmStartSettings):
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessorPil, Gemma3Processor
+
+    from model_adapters import tiny
+
+    named = {"image_token": "<image_soft_token>", "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>"}
+    tokenizer = tiny._vlm_tokenizer(["<start_of_turn>", "<end_of_turn>", *named.values()], named, words=vocabulary())
+    side = settings.image_size // settings.patch_size
+    image_processor = Gemma3ImageProcessorPil(size={"height": settings.image_size, "width": settings.image_size}, do_pan_and_scan=False)
+    processor = Gemma3Processor(image_processor, tokenizer, chat_template=tiny.GEMMA3_CHAT_TEMPLATE, image_seq_length=side * side)
+    eos_ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")]
+    text = tiny._text_config(len(tokenizer), tokenizer, eos_ids, head_dim=settings.hidden_size // 4, sliding_window=256)
+    text.update(
+        hidden_size=settings.hidden_size, intermediate_size=2 * settings.hidden_size, num_hidden_layers=settings.layers,
+        num_attention_heads=4, num_key_value_heads=2,
+    )
+    vision = {
+        "hidden_size": settings.vision_hidden_size, "intermediate_size": 2 * settings.vision_hidden_size,
+        "num_hidden_layers": 1, "num_attention_heads": 4, "image_size": settings.image_size, "patch_size": settings.patch_size,
+    }
+    config = Gemma3Config(
+        text_config=text, vision_config=vision, mm_tokens_per_image=side * side,
+        image_token_index=tokenizer.image_token_id, boi_token_index=tokenizer.boi_token_id,
+        eoi_token_index=tokenizer.eoi_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=eos_ids,
+    )
+    model = tiny._seeded(settings.seed, lambda: Gemma3ForConditionalGeneration(config))
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = eos_ids
+    return model, processor
+
+
+class Batches:
+    """Supervised batches (image + instruction -> text) with the prompt's tokens masked out of the loss."""
+
+    def __init__(self, processor, pool_seed: int, seed: int):
+        self.processor = processor
+        self.pool_seed = pool_seed
+        self.rng = random.Random(seed)
+
+    def make(self, size: int, tasks: tuple[tuple[str, float], ...]) -> dict[str, torch.Tensor]:
+        from ..world import draw, sample_scene
+
+        names, weights = zip(*tasks)
+        prompts, fulls, images = [], [], []
+        while len(prompts) < size:
+            scene = sample_scene(self.pool_seed, self.rng.randrange(10**6))
+            example = writing_example(scene, self.rng, self.rng.choices(names, weights)[0])
+            if example is None:
+                continue
+            instruction, text = example
+            messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": instruction}]}]
+            prompt = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            prompts.append(prompt)
+            fulls.append(prompt + text + "<end_of_turn>")
+            images.append([draw(scene)])
+        return supervised_batch(self.processor, prompts, fulls, images)
+
+
+def supervised_batch(processor, prompts: list[str], fulls: list[str], images: list) -> dict[str, torch.Tensor]:
+    tokenizer = processor.tokenizer
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "right"
+    try:
+        batch = processor(text=fulls, images=images, padding=True, return_tensors="pt")
+        prompt_lengths = [len(ids) for ids in processor(text=prompts, images=images, padding=False)["input_ids"]]
+    finally:
+        tokenizer.padding_side = side
+    labels = batch["input_ids"].clone()
+    for row, length in enumerate(prompt_lengths):
+        labels[row, :length] = -100
+    labels[batch["attention_mask"] == 0] = -100
+    batch["labels"] = labels
+    return batch
+
+
+def train(model, processor, settings: WarmStartSettings, progress: bool = True) -> dict[str, Any]:
+    from tqdm.auto import tqdm
+
+    vision = [p for name, p in model.named_parameters() if "vision_tower" in name or "multi_modal_projector" in name]
+    others = [p for name, p in model.named_parameters() if not ("vision_tower" in name or "multi_modal_projector" in name)]
+    optimizer = torch.optim.AdamW(
+        [{"params": vision, "lr": settings.vision_learning_rate}, {"params": others, "lr": settings.learning_rate}], weight_decay=0.0
+    )
+    total = settings.vision_steps + settings.writing_steps
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 50) * max(0.05, 1 - step / total))
+    batches = Batches(processor, settings.pool_seed, settings.seed)
+    losses = []
+    model.train()
+    started = time.perf_counter()
+    bar = tqdm(range(total), desc="warm start", unit="step", disable=not progress)
+    with torch.enable_grad():
+        for step in bar:
+            tasks = (("describe", 1.0),) if step < settings.vision_steps else WRITING_MIX
+            loss = model(**batches.make(settings.batch_size, tasks)).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{loss.item():.3f}", phase="vision" if step < settings.vision_steps else "writing")
+    model.eval()
+    return {"train_seconds": round(time.perf_counter() - started, 1), "final_loss": round(sum(losses[-20:]) / min(20, len(losses)), 4)}
+
+
+def evaluate(path: Path, scenes: int = 64, pool_seed: int = 777) -> dict[str, float]:
+    """What the warm-started auditor can do on a held-out pool: read the grid, ask valid questions
+    about the scene it sees (and not about another), write captions and commands the world renders."""
+    from model_adapters import GenerationRequest, GenerationSettings, TransformersVLM
+
+    from ..world import answer, caption_to_scene, draw, edit_scene, parse_question, sample_scene
+
+    model = TransformersVLM(str(path), batch_size=64)
+    pool = [sample_scene(pool_seed, i) for i in range(scenes)]
+    images = [draw(scene) for scene in pool]
+    prompts = PROMPT_VARIANTS.build("auditdm")
+
+    def ask(instruction: str, tokens: int, temperature: float = 0.0) -> list[str]:
+        settings = GenerationSettings(max_new_tokens=tokens, temperature=temperature)
+        return model.generate([GenerationRequest((image,), instruction, "instruct", settings, seed=i) for i, image in enumerate(images)])
+
+    right = total = 0
+    for said, scene in zip(ask(DESCRIBE, 90), pool):
+        got = dict(part.split(": ", 1) for part in said.split(", ") if ": " in part)
+        for position, thing in _parts(scene).items():
+            total += 1
+            right += got.get(position) == thing
+    questions = ask(prompts.question, 20, temperature=1.0)
+
+    def valid(question: str, scene) -> bool:
+        query = parse_question(question)
+        return query is not None and answer(query, scene) is not None
+
+    own = sum(valid(q, scene) for q, scene in zip(questions, pool))
+    other = sum(valid(q, scene) for q, scene in zip(questions, pool[1:] + pool[:1]))
+    types = Counter(parse_question(q).qtype for q in questions if parse_question(q) is not None)
+
+    def renders(text: str, scene, edit: bool) -> bool:
+        try:
+            edit_scene(scene, text) if edit else caption_to_scene(text)
+            return True
+        except ValueError:
+            return False
+
+    captions = sum(renders(c, s, False) for c, s in zip(ask(prompts.caption, 80, 1.0), pool))
+    edits = sum(renders(c, s, True) for c, s in zip(ask(prompts.edit, 20, 1.0), pool))
+    return {
+        "objects_described_right": round(right / max(total, 1), 3),
+        "questions_valid_on_their_scene": round(own / scenes, 3),
+        "questions_valid_on_another_scene": round(other / scenes, 3),
+        "question_types": len(types),
+        "distinct_questions_per_100": round(100 * len(set(questions)) / scenes, 1),
+        "captions_rendered": round(captions / scenes, 3),
+        "edit_commands_rendered": round(edits / scenes, 3),
+    }
+
+
+def build_world_auditor(out_dir: str | Path, settings: WarmStartSettings = WarmStartSettings(), progress: bool = True) -> Path:
+    out_dir = Path(out_dir)
+    model, processor = build_untrained(settings)
+    report = train(model, processor, settings, progress)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    report.update(evaluate(out_dir))
+    (out_dir / "warm_start.json").write_text(json.dumps({"settings": asdict(settings), "validation": report}, indent=2))
+    logger.info("warm-started world auditor: %s", report)
+    return out_dir
+
+
+def ensure_world_auditor(root: str | Path, settings: WarmStartSettings = WarmStartSettings(), progress: bool = True) -> Path:
+    """The warm-started auditor for ``settings``, built into ``root`` on first use (a few minutes on 2 CPU cores)."""
+    target = Path(root) / f"world-auditor-{settings.key()}"
+    if (target / COMPLETE).exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        logger.warning("building the warm-started world auditor into %s (once; a few minutes on 2 CPU cores)", target)
+        build_world_auditor(staging, settings, progress)
+        (staging / COMPLETE).write_text("built by auditdm_eval.training.warm_start\n")
+        if target.exists() and not (target / COMPLETE).exists():
+            shutil.rmtree(target, ignore_errors=True)
+        try:
+            os.replace(staging, target)
+        except OSError:  # another process finished the same build first
+            if not (target / COMPLETE).exists():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

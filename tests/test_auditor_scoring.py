@@ -1,0 +1,110 @@
+"""The auditor's reward terms and the comparison of auditors, on the planted-weakness world with
+scripted auditors (no training): what each measures, exactly."""
+
+import json
+
+import pytest
+
+from auditdm_eval.compare import auditor_under_test, compare_auditors, wilson
+from auditdm_eval.config import AuditConfig
+from auditdm_eval.reward import AuditReward
+from auditdm_eval.runner import build_plan
+from auditdm_eval.training.rewards import RewardTerms
+from auditdm_eval.world import decode, describe, draw, sample_scene
+from model_adapters import ModelSpec, register_backend, register_model
+
+WORLD = dict(
+    references=["world-oracle"], images="world:30:5", regenerate_renderer="world", regenerate_model="world",
+    edit_renderer="world", edit_model="world", answer_max_new_tokens=4, no_cache=True, progress=False,
+)
+
+
+class ScriptedAuditor:
+    """Writes a question about the first red or green object it sees (sighted), or always the same
+    question (blind); captions and commands from the decoded scene."""
+
+    def __init__(self, path, sighted=True, **_):
+        self.sighted = sighted
+        self.model_id = "sighted-auditor" if sighted else "blind-auditor"
+        self.fingerprint = self.model_id
+
+    def write(self, request):
+        scene = decode(request.images[0])
+        if "caption" in request.prompt:
+            return describe(scene)
+        if "editing command" in request.prompt:
+            return "add a large red circle in the center"
+        if self.sighted:
+            for obj in scene.objects:
+                if obj.color in ("red", "green") and obj.shape not in ("clock", "sign"):
+                    return f"what color is the object in the {obj.position}?"
+        return "what color is the object in the top left?"
+
+    def generate(self, requests):
+        return [self.write(request) for request in requests]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def scripted():
+    register_backend("scripted", ScriptedAuditor)
+    register_model(ModelSpec("sighted-auditor", path="sighted", backend="scripted", kwargs={"sighted": True}))
+    register_model(ModelSpec("blind-auditor", path="blind", backend="scripted", kwargs={"sighted": False}))
+
+
+def red_object_question(scene):
+    obj = next(o for o in scene.objects if o.color == "red" and o.shape not in ("clock", "sign"))
+    return f"what color is the object in the {obj.position}?"
+
+
+def test_reward_terms_score_the_audits_verdict_and_count_failures(auditdm_home):
+    plan = build_plan(AuditConfig(target="world-target-redgreen", auditor="sighted-auditor", modes=["question", "regenerate"], **WORLD))
+    terms = RewardTerms(AuditReward(plan, "question"))
+    functions = {f.__name__: f for f in terms.terms(["disagreement", "answerability", "format", "novelty"])}
+    scene = next(sample_scene(9, i) for i in range(100) if any(o.color == "red" and o.shape not in ("clock", "sign") for o in sample_scene(9, i).objects))
+    image = draw(scene)
+    completions = [red_object_question(scene), "how many objects are there?", "colour banana", red_object_question(scene), "banana banana"]
+    modes = ["question"] * 4 + ["regenerate"]
+    columns = {"image": [image] * 5, "mode": modes}
+    scores = {name: function(prompts=["p"] * 5, completions=completions, **columns) for name, function in functions.items()}
+    assert scores["disagreement"] == [1.0, 0.0, 0.0, 1.0, 0.0], "red seen as green by the target: a discovered failure"
+    assert scores["answerability"][:3] == [1.0, 1.0, 0.0], "the oracle cannot answer a question that is no question"
+    assert scores["format"] == [1.0, 1.0, 0.0, 1.0, 1.0]
+    assert scores["novelty"] == [0.5, 1.0, 1.0, 0.5, 1.0], "a text written twice in the batch earns half"
+    logs = terms.take_counts()
+    assert logs["audit/failed/render:regenerate"] == 1.0, "the caption names no object the world can draw: counted, not a silent zero"
+    assert logs["audit/answerable_share"] == pytest.approx(3 / 5)
+    assert terms.take_counts()["audit/failed/total"] == 0.0, "counts are per log interval"
+
+
+def test_compare_auditors_measures_success_precision_and_ceilings(auditdm_home, tmp_path):
+    base = AuditConfig(target="world-target-redgreen", auditor="sighted-auditor", modes=["question"], **WORLD)
+    comparison = compare_auditors(["sighted-auditor", "blind-auditor"], base, tmp_path / "cmp")
+    sighted, blind = comparison.reports
+    assert sighted.overall.probes_written == blind.overall.probes_written == 30
+    assert sighted.overall.precision == 1.0, "exact oracle references: every flagged failure is genuine"
+    assert sighted.overall.success_rate > blind.overall.success_rate, "seeing the red and green objects finds more"
+    ceilings = comparison.ceilings
+    assert ceilings.blind <= ceilings.scene_aware and ceilings.scene_aware > 0.5
+    assert sighted.overall.success_rate <= ceilings.scene_aware + 1e-9, "no auditor beats the scene-aware ceiling"
+    assert blind.overall.success_rate <= ceilings.blind + 1e-9, "a blind auditor cannot beat the best blind question"
+    assert blind.overall.distinct_per_100 == pytest.approx(100 / 30), "one question for every image: mode collapse shows"
+    assert "color recognition" in sighted.per_type
+    saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [a["label"] for a in saved["auditors"]] == ["sighted-auditor", "blind-auditor"]
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 1000
+    again = compare_auditors([str(tmp_path / "cmp" / "audits" / "sighted-auditor")], base, tmp_path / "cmp2")
+    assert again.reports[0].overall == sighted.overall, "an audit on disk is scored as it stands"
+
+
+def test_a_target_without_weakness_has_no_genuine_failures(auditdm_home, tmp_path):
+    base = AuditConfig(target="world-target-none", auditor="sighted-auditor", modes=["question"], **{**WORLD, "references": ["world-oracle-noisy-a", "world-oracle-noisy-b", "world-oracle-noisy-c"]}, agreement_rule="majority")
+    comparison = compare_auditors(["sighted-auditor"], base, tmp_path / "cmp")
+    report = comparison.reports[0].overall
+    assert report.genuine_failures == 0 and comparison.ceilings.scene_aware == 0.0
+
+
+def test_auditor_specs_and_intervals():
+    assert auditor_under_test("world-auditor@baseline").prompt_variant == "baseline"
+    assert auditor_under_test("org/model").auditor == "org/model" and auditor_under_test("org/model").prompt_variant == "auditdm"
+    low, high = wilson(5, 100)
+    assert 0.02 < low < 0.05 < high < 0.12
