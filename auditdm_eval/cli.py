@@ -134,23 +134,33 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def add_write_tasks_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", help="audit output directory, saved dataset, or Hub dataset id")
-    parser.add_argument("--name", help="task name suffix: tasks are auditdm_<name>[_<failure type>] (default: the folder name)")
-    parser.add_argument("--tasks-dir", help="where to write (default: `auditdm tasks-dir`)")
+    parser.add_argument("dataset", help="audit output directory, saved dataset, Hub dataset id, or a task folder written before")
+    parser.add_argument("--name", help="tasks are auditdm_<name> (the group) and auditdm.<name>.<failure type> (default: the audit's own name, its target)")
+    parser.add_argument("--tasks-dir", help="where to write (default: `auditdm tasks-dir`: tasks/ inside this repository, else $AUDITDM_HOME/lmms_eval_tasks)")
     parser.add_argument("--max-new-tokens", type=int, help="answer length (default: the audit's, else 16)")
 
 
 def cmd_write_tasks(args: argparse.Namespace) -> int:
+    import os
+
     from .harness.lmms_eval_tasks import default_tasks_dir, write_tasks
 
-    written = write_tasks(args.dataset, args.tasks_dir or default_tasks_dir(), args.name, max_new_tokens=args.max_new_tokens)
-    print(f"wrote {written.directory}")
-    print(f"  task:  {written.task}")
+    try:
+        written = write_tasks(args.dataset, args.tasks_dir or default_tasks_dir(), args.name, max_new_tokens=args.max_new_tokens)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"auditdm write-tasks: {error}", file=sys.stderr)
+        return 2
+    folder = os.path.relpath(written.directory)
+    folder = folder if not folder.startswith("..") else str(written.directory)
+    print(f"wrote {folder}/ ({written.probes} probes the reference ensemble agreed on; audit id {written.identity.audit_id})")
+    if written.replaced:
+        print(f"  replaced the tasks of another audit named {written.identity.name!r} (id {written.replaced}); pass --name to keep both")
+    print(f"  group: {written.group}  (the whole audit: accuracy and failure rate over every probe, each scored once)")
     for failure_type, task in written.type_tasks.items():
         print(f"  type:  {task}  ({failure_type})")
-    if written.group:
-        print(f"  group: {written.group}")
-    print(f"run: lmms-eval --model auditdm --model_args pretrained=<model> --tasks {written.task} --include_path {written.directory.parent}")
+    include = os.path.relpath(written.directory.parent)
+    include = include if not include.startswith("..") else str(written.directory.parent)
+    print(f'run: lmms-eval --model auditdm --model_args pretrained=<model> --tasks "auditdm_*" --include_path {include}')
     return 0
 
 
@@ -163,7 +173,7 @@ def cmd_tasks_dir(args: argparse.Namespace) -> int:
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", default="paper16", help="paper16, paligemma8 or gemma8")
-    parser.add_argument("--model", required=True, help="registered name, local path or Hub id")
+    parser.add_argument("--model", help="registered name, local path or Hub id (not needed with --plan)")
     parser.add_argument("--harness", choices=["lmms-eval", "vlmeval"], default="lmms-eval")
     parser.add_argument("--benchmarks", type=_csv, help="only these benchmarks of the suite (comma-separated)")
     parser.add_argument("--out", default="eval-results", help="the harness's output directory")
@@ -172,7 +182,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--local-data", action="store_true", help="vlmeval: use the TSVs in $LMUData as they are (no md5 check, no download)")
-    parser.add_argument("--plan", action="store_true", help="print the benchmark -> harness name mapping and stop")
+    parser.add_argument("--plan", action="store_true", help="print the benchmark -> harness task and metric mapping and stop")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -181,9 +191,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .harness.run_eval import EvalRequest, run_eval
     from .harness.suite import plan_suite
 
+    try:
+        plan = plan_suite(args.suite, args.harness, args.benchmarks)
+    except ValueError as error:
+        print(f"auditdm eval: {error}", file=sys.stderr)
+        return 2
     if args.plan:
-        print(plan_suite(args.suite, args.harness, args.benchmarks).describe())
+        print(plan.describe())
         return 0
+    if not args.model:
+        print("auditdm eval: --model is required to run a suite (only --plan runs without one)", file=sys.stderr)
+        return 2
     request = EvalRequest(
         args.suite, args.model, args.harness, Path(args.out), args.benchmarks, args.limit,
         args.batch_size, args.device, args.dtype, args.local_data,
