@@ -279,7 +279,7 @@ def plot_averages(table: pd.DataFrame, path: Path) -> Path:
                 axes[0].plot([x - width / 2, x + width / 2], [0, 0], color=bars.patches[0].get_facecolor(), linewidth=3)
     axes[0].set_xticks([j + 0.4 - width / 2 for j in range(len(benchmarks))], benchmarks, rotation=30, ha="right", fontsize=8)
     axes[0].set_ylim(0, top * 1.25)
-    axes[0].set_ylabel("score (failure rates: % of the target's failures)")
+    axes[0].set_ylabel("score; failure rate in %")
     axes[0].legend(fontsize=8)
     bars = axes[1].barh(list(table.index), table[AVERAGE].fillna(0.0), color="#2e86c1")
     axes[1].bar_label(bars, labels=[_bar_label(v) for v in table[AVERAGE]], fontsize=8, padding=2)
@@ -354,9 +354,13 @@ class Leaderboard:
 
 
 def make_leaderboard(roots: Iterable[str | Path], out: str | Path, base: str | None = None, title: str = "AuditDM leaderboard") -> Leaderboard:
+    return write_leaderboard(collect(roots), out, base, title)
+
+
+def write_leaderboard(scores: list[Score], out: str | Path, base: str | None = None, title: str = "AuditDM leaderboard") -> Leaderboard:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    table, deltas = build_table(collect(roots), base)
+    table, deltas = build_table(scores, base)
     (out / "leaderboard.md").write_text(f"# {title}\n\n" + to_markdown(table, deltas))
     table.to_csv(out / "leaderboard.csv", float_format="%.2f")
     plot = plot_averages(table, out / "leaderboard.png")

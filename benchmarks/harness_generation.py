@@ -9,9 +9,10 @@ then, in one process, for each model:
 - VLMEvalKit: ``infer_data_job`` (its own inference loop) with our model on ``AuditDM_<audit>``;
   timed: the model's ``generate`` calls, summed.
 
-Model loading is excluded from both. Each harness runs once to warm up, then --repeats times; the
-medians are reported with their ratio, and the answers of the two harnesses are compared item by
-item. Works against any revision of the harness code (run it with PYTHONPATH pointing at a checkout
+Model loading is excluded from both. Each harness runs once to warm up, then --repeats times,
+alternating; wall-clock and CPU seconds are reported per run, with the minimum (the run least
+disturbed by other processes: the figure to compare on a shared machine) and the median, and the
+VLMEvalKit / lmms-eval ratios of both. The answers of the two harnesses are compared item by item. Works against any revision of the harness code (run it with PYTHONPATH pointing at a checkout
 of the revision to measure).
 
     python benchmarks/harness_generation.py --images 24 --json benchmarks/results/harness-generation-tiny-cpu.json
@@ -31,6 +32,21 @@ import time
 from pathlib import Path
 
 import torch
+
+
+class Timer:
+    """Wall-clock and CPU seconds (this process, all threads) spent inside ``with`` blocks. On a
+    shared machine the wall clock also counts other processes' load; CPU time counts our work."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0.0
+
+    def __enter__(self):
+        self._start = (time.perf_counter(), time.process_time())
+
+    def __exit__(self, *exc):
+        self.wall += time.perf_counter() - self._start[0]
+        self.cpu += time.process_time() - self._start[1]
 
 
 def build_audit(root: Path, images: int) -> Path:
@@ -55,15 +71,12 @@ def lmms_eval_run(model: str, tasks_dir: Path, task: str, batch_size: int) -> tu
 
     from auditdm_eval.harness import lmms_eval_model
 
-    seconds = [0.0]
+    seconds = Timer()
     original = lmms_eval_model.AuditDMModel.generate_until
 
     def timed(self, requests):
-        start = time.perf_counter()
-        try:
+        with seconds:
             return original(self, requests)
-        finally:
-            seconds[0] += time.perf_counter() - start
 
     lmms_eval_model.AuditDMModel.generate_until = timed
     try:
@@ -77,7 +90,7 @@ def lmms_eval_run(model: str, tasks_dir: Path, task: str, batch_size: int) -> tu
     for samples in results["samples"].values():
         for sample in samples:
             answers[sample["doc"]["probe_id"]] = sample["resps"][0][0] if isinstance(sample["resps"][0], list) else sample["resps"][0]
-    return seconds[0], answers
+    return seconds, answers
 
 
 def vlmeval_run(vlm, model_name: str, dataset_name: str, work: Path) -> tuple[float, dict[str, str]]:
@@ -86,15 +99,12 @@ def vlmeval_run(vlm, model_name: str, dataset_name: str, work: Path) -> tuple[fl
     from vlmeval.inference import infer_data_job
 
     dataset = build_dataset(dataset_name)
-    seconds = [0.0]
+    seconds = Timer()
     original = vlm.generate
 
     def timed(message, dataset=None):
-        start = time.perf_counter()
-        try:
+        with seconds:
             return original(message, dataset=dataset)
-        finally:
-            seconds[0] += time.perf_counter() - start
 
     vlm.generate = timed
     try:
@@ -103,7 +113,7 @@ def vlmeval_run(vlm, model_name: str, dataset_name: str, work: Path) -> tuple[fl
     finally:
         vlm.generate = original
     predictions = pd.read_csv(next(work.glob(f"{model_name}_{dataset_name}.tsv")), sep="\t")
-    return seconds[0], dict(zip(predictions["probe_id"], predictions["prediction"].fillna("").astype(str)))
+    return seconds, dict(zip(predictions["probe_id"], predictions["prediction"].fillna("").astype(str)))
 
 
 def code_revision() -> str:
@@ -120,14 +130,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=24, help="source images (3 probes each)")
     parser.add_argument("--models", default="tiny-gemma3-seed1,tiny-paligemma2")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: least disturbed by a loaded machine)")
     parser.add_argument("--label", default="", help="what code is measured (e.g. before / after)")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("PRED_FORMAT", "tsv")  # as auditdm-vlmeval sets it
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(args.threads)
 
     from auditdm_eval.harness.lmms_eval_tasks import write_tasks
     from auditdm_eval.harness.vlmeval_launcher import register
@@ -143,27 +154,34 @@ def main() -> None:
     for model in args.models.split(","):
         model_names, data_names = register([model], [str(audit)], {"batch_size": args.batch_size}, False)
         vlm = supported_VLM[model_names[0]]()  # loaded once, outside the timings
-        lmms_times, vlm_times = [], []
-        for repeat in range(args.repeats + 1):  # run 0 warms up
-            lmms_seconds, lmms_answers = lmms_eval_run(model, work / "tasks", task, args.batch_size)
-            vlm_seconds, vlm_answers = vlmeval_run(vlm, model_names[0], data_names[0], work / f"vlmeval-{model}-{repeat}")
+        times = {"lmms_eval": {"wall": [], "cpu": []}, "vlmeval": {"wall": [], "cpu": []}}
+        for repeat in range(args.repeats + 1):  # run 0 warms up; the order alternates
+            for harness in ("lmms_eval", "vlmeval") if repeat % 2 else ("vlmeval", "lmms_eval"):
+                if harness == "lmms_eval":
+                    lmms_timer, lmms_answers = lmms_eval_run(model, work / "tasks", task, args.batch_size)
+                else:
+                    vlm_timer, vlm_answers = vlmeval_run(vlm, model_names[0], data_names[0], work / f"vlmeval-{model}-{repeat}")
             if repeat:
-                lmms_times.append(round(lmms_seconds, 3))
-                vlm_times.append(round(vlm_seconds, 3))
+                for harness, timer in (("lmms_eval", lmms_timer), ("vlmeval", vlm_timer)):
+                    times[harness]["wall"].append(round(timer.wall, 3))
+                    times[harness]["cpu"].append(round(timer.cpu, 3))
         same = sum(lmms_answers[p] == vlm_answers.get(p) for p in lmms_answers)
+        summary = {stat: {h: {k: fn(v) for k, v in t.items()} for h, t in times.items()}
+                   for stat, fn in (("min", min), ("median", statistics.median))}
         row = {
             "model": model,
             "items": len(lmms_answers),
-            "lmms_eval_generation_seconds": lmms_times,
-            "vlmeval_generation_seconds": vlm_times,
-            "lmms_eval_median": statistics.median(lmms_times),
-            "vlmeval_median": statistics.median(vlm_times),
-            "vlmeval_over_lmms_eval": round(statistics.median(vlm_times) / statistics.median(lmms_times), 2),
+            "lmms_eval_generation_seconds": times["lmms_eval"],
+            "vlmeval_generation_seconds": times["vlmeval"],
+            **{f"{stat}_seconds": values for stat, values in summary.items()},
+            "vlmeval_over_lmms_eval": {
+                f"{stat}_{k}": round(values["vlmeval"][k] / values["lmms_eval"][k], 2)
+                for stat, values in summary.items() for k in ("wall", "cpu")
+            },
             "same_answers": f"{same}/{len(lmms_answers)}",
         }
         print(json.dumps(row), flush=True)
         figures.append(row)
-        del vlm
     report = {
         "label": args.label,
         "code": code_revision(),
@@ -171,7 +189,7 @@ def main() -> None:
                     "device": "cuda" if torch.cuda.is_available() else "cpu",
                     "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "settings": {"images": args.images, "modes": ["question", "regenerate", "edit"], "batch_size": args.batch_size,
-                     "repeats": args.repeats},
+                     "repeats": args.repeats, "torch_threads": args.threads},
         "models": figures,
     }
     if args.json:

@@ -133,7 +133,8 @@ def test_a_task_folder_rewrites_itself_identically(tasks, tmp_path):
         assert twin.read_bytes() == path.read_bytes(), path.name
 
 
-def test_write_tasks_defaults_to_the_repository_tasks_folder(audited, clone, auditdm_home, tmp_path):
+def test_write_tasks_defaults_to_the_repository_tasks_folder(audited, auditdm_home, tmp_path):
+    clone = fresh_checkout(tmp_path / "clone")
     env = lmms_env(auditdm_home)
     inside = subprocess.run([str(BIN / "auditdm"), "write-tasks", str(audited / "audit"), "--name", "cli"], cwd=clone / "leaderboard",
                             env=env, capture_output=True, text=True, timeout=300)

@@ -164,3 +164,30 @@ def test_launcher_exits_nonzero_when_vlmeval_swallows_a_dataset_error(tiny_paths
                           env=env_for(auditdm_home, tmp_path / "LMUData"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 1
     assert "AuditDM_tiny_paligemma2 failed" in done.stderr and "agreed on" in done.stderr
+
+
+@pytest.mark.slow
+def test_refcoco_runs_in_vlmeval_and_the_leaderboard_reads_its_mean_iou(tiny_paths, auditdm_home, tmp_path):
+    """The plan maps RefCOCO to VLMEvalKit's RefCOCO: it runs there with our adapter, VLMEvalKit
+    scores boxes, and the leaderboard reads the metric the suite names (mean IoU)."""
+    from auditdm_eval.harness.suite import PAPER16
+    from auditdm_eval.leaderboard import build_table, read_vlmeval
+
+    lmudata = tmp_path / "LMUData"
+    n = 4
+    place_lmudata_tsv(lmudata, "RefCOCO", [
+        {"index": i, "image": photo(120 + i, (64, 48)), "question": "Please provide the bounding box of: the left part.",
+         "answer": str([0, 0, 32, 48]), "width": 64, "height": 48, "split": "RefCOCO_val"} for i in range(n)])
+    work = tmp_path / "work"
+    done = subprocess.run(
+        [str(BIN / "auditdm"), "eval", "--suite", "paper16", "--harness", "vlmeval", "--model", "tiny-qwen2.5-vl",
+         "--benchmarks", "RefCOCO", "--out", str(work), "--local-data"],
+        env=env_for(auditdm_home, lmudata), capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    model = "tiny-qwen2.5-vl"
+    detail = pd.read_csv(next((work / model).glob(f"{model}_RefCOCO_detail.*")), sep=None, engine="python")
+    assert len(detail) == n and "iou" in detail
+    table, _ = build_table(read_vlmeval(work))
+    assert table.loc[model, "RefCOCO"] == pytest.approx(100 * detail["iou"].mean())
+    assert "IoU" in next(b for b in PAPER16 if b.name == "RefCOCO").vlmeval_metric

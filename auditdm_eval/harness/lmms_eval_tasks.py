@@ -65,7 +65,8 @@ def type_task_name(name: str, failure_type: str) -> str:
 
 def dataset_reference(dataset: str) -> dict[str, Any]:
     """YAML keys that make lmms-eval load ``dataset`` where it is (an audit output dir, a saved
-    dataset, or a Hub id), for tasks that reference the audit instead of carrying its probes."""
+    dataset, or a Hub id): for a task of your own that references an audit instead of carrying
+    its probes (the folders :func:`write_tasks` writes carry them)."""
     path = Path(dataset).expanduser()
     if (path / "data").is_dir() and any((path / "data").glob("test-*.parquet")):
         return {"dataset_path": "parquet", "dataset_kwargs": {"data_files": {"test": str(path.resolve() / "data" / "test-*.parquet")}}}
@@ -74,11 +75,6 @@ def dataset_reference(dataset: str) -> dict[str, Any]:
     if path.exists():
         raise ValueError(f"{dataset} is neither an audit output directory (data/test-*.parquet) nor a saved dataset")
     return {"dataset_path": dataset}
-
-
-def failure_types_of(dataset: str) -> list[str]:
-    column = load_audited(dataset).select_columns(["failure_type", *audited.ANSWERABLE_COLUMNS])
-    return sorted({audited.type_label(row["failure_type"]) for row in column if audited.is_answerable(row)})
 
 
 def _type_task(task: str, failure_type: str, data_file: str, identity: AuditIdentity, max_new_tokens: int) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Each probe the reference ensemble agreed on becomes one item; the answer is the consensus. The
 evaluation scores predictions with the audit's own matcher (VQA normalisation + exact match) and
 reports accuracy, the failure rate on the audited target's discovered failures, and accuracy per
-failure type and per audit mode. Its score files carry the audit's name and id (see
+failure type and per audit mode. The scores' ``_acc.json`` carries the audit's name and id (see
 :mod:`.identity`), so the leaderboard puts them in the same column as the lmms-eval results.
 """
 
