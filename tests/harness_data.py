@@ -66,3 +66,34 @@ def place_lmudata_tsv(root: Path, name: str, rows: list[dict]) -> Path:
     path = root / f"{name}.tsv"
     pd.DataFrame(records).to_csv(path, sep="\t", index=False)
     return path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def fresh_checkout(dest: Path) -> Path:
+    """The repository as a fresh clone of this working tree has it: every file git tracks or would
+    track (links kept as links), nothing it ignores (no .venv, no outputs)."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for name in filter(None, listed):
+        source, target = ROOT / name, dest / name
+        if not source.exists() and not source.is_symlink():
+            continue  # deleted in the working tree
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_symlink():
+            target.symlink_to(source.readlink())
+        else:
+            shutil.copy2(source, target)
+    return dest
+
+
+def without_auditdm_eval(folder: Path) -> Path:
+    """A folder to put first on PYTHONPATH so that ``import auditdm_eval`` fails, as on a machine
+    that has lmms-eval and not this project."""
+    package = folder / "auditdm_eval"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").write_text('raise ImportError("auditdm_eval is not installed on this machine")\n')
+    return folder

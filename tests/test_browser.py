@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from auditdm_eval.config import AuditConfig
-from auditdm_eval.leaderboard import make_leaderboard
+from auditdm_eval.leaderboard import Score, collect, write_leaderboard
 from auditdm_eval.runner import run_audit
 from auditdm_eval.store import load_audit
 
@@ -35,15 +35,39 @@ def browser():
         instance.close()
 
 
-def test_leaderboard_page_renders_the_table(browser, tmp_path):
+def test_leaderboard_page_reads_right(browser, tmp_path):
+    """One column per audit and harness, keyed by the audit's name; its failure rate beside it; the
+    average over the benchmarks every model has, the others marked; every bar labelled, a zero
+    visible as a zero, a missing result said to be missing."""
     runs = [ROOT / "leaderboard" / "runs" / "lmms-eval", ROOT / "leaderboard" / "runs" / "vlmeval"]
-    make_leaderboard(runs, tmp_path, base="tiny-paligemma2")
+    folder = next(p for p in sorted((ROOT / "tasks").iterdir()) if p.is_dir())
+    identity = json.loads((folder / "manifest.json").read_text())["identity"]
+    target, reference, name = identity["target"], identity["references"][0], folder.name
+    # one model with a benchmark the others lack
+    scores = collect(runs) + [Score("tiny-qwen2.5-vl", "POPE", 50.0, "vlmeval", "made up for the page")]
+    write_leaderboard(scores, tmp_path, base=target)
     page = browser.new_page()
     page.goto((tmp_path / "leaderboard.html").as_uri())
     headers = page.locator("#leaderboard thead th").all_inner_texts()
-    assert headers[:3] == ["model", "AuditDM demo [lmms-eval]", "AuditDM demo [vlmeval]"]
-    row = page.locator("#leaderboard tbody tr", has_text="tiny-gemma3-seed1")
-    assert row.locator('td[data-benchmark="AuditDM demo [lmms-eval]"]').inner_text() == "100.0 (+100.0)"
+    audit = f"AuditDM {name}"
+    assert headers == ["model", "POPE *", f"{audit} [lmms-eval]", f"{audit} [lmms-eval] failure rate",
+                       f"{audit} [vlmeval]", f"{audit} [vlmeval] failure rate", "Avg (w/o MME)"], headers
+    row = page.locator("#leaderboard tbody tr", has_text=reference)
+    assert row.locator(f'td[data-benchmark="{audit} [lmms-eval]"]').inner_text() == "100.0 (+100.0)"
+    assert row.locator(f'td[data-benchmark="{audit} [lmms-eval] failure rate"]').inner_text() == "0.0 (-100.0)"
+    assert row.locator('td[data-benchmark="Avg (w/o MME)"]').inner_text() == "100.0 (+100.0)", "POPE is not averaged"
+    note = page.locator("#note").inner_text()
+    assert "not in the average: POPE" in note and "failure rate is the share of the audited target's discovered failures" in note
+    bars = page.locator("#chart .bar")
+    assert bars.count() == 3 * 6, "every model in every column of the chart"
+    labels = bars.locator(".value").all_inner_texts()
+    assert all(labels) and labels.count("no result") == 2, labels
+    zero = page.locator(f'#chart figure[data-benchmark="{audit} [lmms-eval]"] .bar[data-model="{target}"]')
+    assert zero.locator(".value").inner_text() == "0.0"
+    assert zero.locator(".fill").bounding_box()["width"] >= 2, "a zero draws a visible stub"
+    missing = page.locator('#chart figure[data-benchmark="POPE"] .bar[data-model="tiny-paligemma2"]')
+    assert missing.locator(".value").inner_text() == "no result"
+    assert missing.locator(".fill").bounding_box()["width"] == 0
     assert page.locator("img").evaluate("img => img.naturalWidth") > 300, "the plot is embedded and decodes"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "leaderboard.png"), full_page=True)

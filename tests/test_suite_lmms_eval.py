@@ -72,6 +72,7 @@ def test_one_standard_benchmark_per_answer_type(tiny_paths, auditdm_home, tmp_pa
     )
     files = sorted(out.rglob("*_results.json"))
     assert files, f"no results file (lmms-eval exits 0 even when a task fails):\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads(files[-1].read_text())["results"]
     assert set(plan_suite("paper16", "lmms-eval", ["POPE", "SEED-Bench-IMG", "OK-VQA", "COCO Caption"]).names) <= set(results)
 
@@ -96,3 +97,50 @@ def test_one_standard_benchmark_per_answer_type(tiny_paths, auditdm_home, tmp_pa
     assert table.loc["tiny-qwen2.5-vl", "POPE"] == pytest.approx(100 * results["pope"]["pope_accuracy,none"])
     assert table.loc["tiny-qwen2.5-vl", "SEED-Bench-IMG"] == pytest.approx(100 * results["seedbench"]["seed_image,none"])
     assert table.loc["tiny-qwen2.5-vl", "COCO Caption"] == pytest.approx(100 * results["coco2017_cap_val"]["coco_CIDEr,none"])
+
+
+@pytest.mark.slow
+def test_eval_exits_nonzero_when_lmms_eval_wrote_nothing(tiny_paths, auditdm_home, tmp_path):
+    """Offline, with no copy of POPE: lmms-eval logs the connection error and exits 0; auditdm eval
+    reads the results, finds none, says so and exits 1."""
+    env = {**os.environ, "AUDITDM_HOME": str(auditdm_home), "HF_DATASETS_CACHE": str(tmp_path / "empty-cache"),
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    done = subprocess.run(
+        [AUDITDM, "eval", "--suite", "paper16", "--harness", "lmms-eval", "--model", "tiny-qwen2.5-vl",
+         "--benchmarks", "POPE", "--out", str(tmp_path / "results")],
+        env=env, capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "lmms-eval wrote no results" in done.stderr
+
+
+def test_lmms_eval_failures_reads_the_results(tmp_path):
+    from auditdm_eval.harness.run_eval import lmms_eval_failures
+
+    run = {"results": {"pope": {"pope_accuracy,none": 0.5}, "mme": {"mme_perception_score,none": float("nan")}},
+           "n-samples": {"pope": {"effective": 4}, "mme": {"effective": 0}}}
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "x_results.json").write_text(json.dumps(run))
+    assert lmms_eval_failures(tmp_path, ["pope"], since=0) == []
+    assert lmms_eval_failures(tmp_path, ["pope", "mme", "gqa"], since=0) == ["mme: produced no score (0 samples)", "gqa: no result"]
+    assert lmms_eval_failures(tmp_path, ["pope"], since=10**12)[0].startswith("lmms-eval wrote no results")
+
+
+def test_plan_needs_no_model_and_the_readme_shows_the_mapping(tmp_path):
+    """`auditdm eval --suite paper16 --plan --harness vlmeval` as the README writes it; the README's
+    table is the suite's own (RefCOCO runs in both harnesses, with the metric each computes)."""
+    from auditdm_eval.harness.suite import PAPER16, markdown_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    command = next(line for line in readme.splitlines() if line.startswith("auditdm eval") and "--plan" in line)
+    args = command.split("#")[0].split()[2:]
+    done = subprocess.run([AUDITDM, "eval", *args], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    refcoco = next(line for line in done.stdout.splitlines() if line.startswith("RefCOCO"))
+    assert "-> RefCOCO [Average IoU" in refcoco
+    assert markdown_table() in readme
+    refcoco_row = next(b for b in PAPER16 if b.name == "RefCOCO")
+    assert refcoco_row.lmms_eval and refcoco_row.vlmeval and refcoco_row.lmms_eval_metric and refcoco_row.vlmeval_metric
+    assert "no VQAv2, OK-VQA or RefCOCO" not in readme
+    missing = subprocess.run([AUDITDM, "eval", "--suite", "paper16", "--harness", "vlmeval"], capture_output=True, text=True, timeout=300)
+    assert missing.returncode == 2 and "--model is required" in missing.stderr

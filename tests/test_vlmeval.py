@@ -49,8 +49,8 @@ def test_audited_dataset_in_vlmeval_scores_the_consensus_model_above_the_target(
         done = subprocess.run([str(BIN / "auditdm-vlmeval"), "--model", model, "--data", str(audited / "audit"), "--work-dir", str(work)],
                               env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
-    right = scores(work, "tiny-gemma3-seed1", "AuditDM_audit")
-    wrong = scores(work, "tiny-paligemma2", "AuditDM_audit")
+    right = scores(work, "tiny-gemma3-seed1", "AuditDM_tiny_paligemma2")  # named after the audit: its target
+    wrong = scores(work, "tiny-paligemma2", "AuditDM_tiny_paligemma2")
     assert right.loc["overall", "accuracy"] == 1.0
     assert wrong.loc["overall", "accuracy"] < right.loc["overall", "accuracy"]
     assert wrong.loc["overall", "failure_rate"] == 1.0, "the target fails its own discovered failures again"
@@ -60,6 +60,36 @@ def test_audited_dataset_in_vlmeval_scores_the_consensus_model_above_the_target(
         expected = sum(not r["is_failure"] for r in subset) / len(subset)
         assert wrong.loc[f"failure_type={failure_type}", "accuracy"] == pytest.approx(expected)
         assert wrong.loc[f"failure_type={failure_type}", "n"] == len(subset)
+
+
+def test_vlmeval_loop_hands_our_model_batches_and_gets_the_audits_answers(audited, auditdm_home, tmp_path, monkeypatch):
+    """VLMEvalKit's own inference loop asks for one item at a time; our model answers the items
+    ahead in batches of batch_size, with the texts the audit stored for that model."""
+    from vlmeval.config import supported_VLM
+    from vlmeval.dataset import build_dataset
+    from vlmeval.inference import infer_data_job
+
+    from auditdm_eval.harness.vlmeval_launcher import register
+
+    monkeypatch.setenv("LMUData", str(tmp_path / "LMUData"))
+    monkeypatch.setenv("PRED_FORMAT", "tsv")
+    (tmp_path / "LMUData").mkdir()
+    batch_size = 3
+    model_names, data_names = register(["tiny-paligemma2"], [str(audited / "audit")], {"batch_size": batch_size}, False)
+    model = supported_VLM[model_names[0]]()
+    calls = []
+    generate = model.adapter.generate
+    monkeypatch.setattr(model.adapter, "generate", lambda requests: calls.append(len(requests)) or generate(requests))
+    dataset = build_dataset(data_names[0])
+    (tmp_path / "work").mkdir()
+    infer_data_job(model, str(tmp_path / "work"), model_names[0], dataset)
+    items = len(dataset.data)
+    assert items > batch_size
+    assert calls == [batch_size] * (items // batch_size) + ([items % batch_size] if items % batch_size else []), calls
+    predictions = pd.read_csv(tmp_path / "work" / f"{model_names[0]}_{data_names[0]}.tsv", sep="\t")
+    stored = {r["probe_id"]: r["target_answer"] for r in load_audit(audited / "audit")}
+    assert all(str(p) == stored[probe] for probe, p in zip(predictions["probe_id"], predictions["prediction"].fillna(""))), \
+        "the audited target answers as it did in the audit"
 
 
 def yes_no(text: str) -> str:
@@ -133,4 +163,31 @@ def test_launcher_exits_nonzero_when_vlmeval_swallows_a_dataset_error(tiny_paths
     done = subprocess.run([str(BIN / "auditdm-vlmeval"), "--model", "tiny-gemma3", "--data", str(tmp_path / "audit"), "--work-dir", str(tmp_path / "work")],
                           env=env_for(auditdm_home, tmp_path / "LMUData"), capture_output=True, text=True, timeout=600)
     assert done.returncode == 1
-    assert "AuditDM_audit failed" in done.stderr and "agreed on" in done.stderr
+    assert "AuditDM_tiny_paligemma2 failed" in done.stderr and "agreed on" in done.stderr
+
+
+@pytest.mark.slow
+def test_refcoco_runs_in_vlmeval_and_the_leaderboard_reads_its_mean_iou(tiny_paths, auditdm_home, tmp_path):
+    """The plan maps RefCOCO to VLMEvalKit's RefCOCO: it runs there with our adapter, VLMEvalKit
+    scores boxes, and the leaderboard reads the metric the suite names (mean IoU)."""
+    from auditdm_eval.harness.suite import PAPER16
+    from auditdm_eval.leaderboard import build_table, read_vlmeval
+
+    lmudata = tmp_path / "LMUData"
+    n = 4
+    place_lmudata_tsv(lmudata, "RefCOCO", [
+        {"index": i, "image": photo(120 + i, (64, 48)), "question": "Please provide the bounding box of: the left part.",
+         "answer": str([0, 0, 32, 48]), "width": 64, "height": 48, "split": "RefCOCO_val"} for i in range(n)])
+    work = tmp_path / "work"
+    done = subprocess.run(
+        [str(BIN / "auditdm"), "eval", "--suite", "paper16", "--harness", "vlmeval", "--model", "tiny-qwen2.5-vl",
+         "--benchmarks", "RefCOCO", "--out", str(work), "--local-data"],
+        env=env_for(auditdm_home, lmudata), capture_output=True, text=True, timeout=900, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    model = "tiny-qwen2.5-vl"
+    detail = pd.read_csv(next((work / model).glob(f"{model}_RefCOCO_detail.*")), sep=None, engine="python")
+    assert len(detail) == n and "iou" in detail
+    table, _ = build_table(read_vlmeval(work))
+    assert table.loc[model, "RefCOCO"] == pytest.approx(100 * detail["iou"].mean())
+    assert "IoU" in next(b for b in PAPER16 if b.name == "RefCOCO").vlmeval_metric

@@ -3,7 +3,8 @@
 Each probe the reference ensemble agreed on becomes one item; the answer is the consensus. The
 evaluation scores predictions with the audit's own matcher (VQA normalisation + exact match) and
 reports accuracy, the failure rate on the audited target's discovered failures, and accuracy per
-failure type and per audit mode.
+failure type and per audit mode. The scores' ``_acc.json`` carries the audit's name and id (see
+:mod:`.identity`), so the leaderboard puts them in the same column as the lmms-eval results.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from model_adapters.families import SHORT_ANSWER_SUFFIX
 
 from .. import audited
 from ..store import answer_length, load_audited
+from .identity import AuditIdentity, identify
 
 
 def audited_frame(source: str) -> pd.DataFrame:
@@ -55,10 +57,13 @@ class AuditDMDataset(ImageBaseDataset):
     TYPE = "VQA"
     MODALITY = "IMAGE"
     SOURCES: ClassVar[dict[str, str]] = {}  # VLMEvalKit dataset name -> audit output dir or Hub id
+    IDENTITIES: ClassVar[dict[str, AuditIdentity]] = {}
 
     @classmethod
-    def register(cls, name: str, source: str) -> str:
+    def register(cls, name: str, source: str, identity: AuditIdentity | None = None) -> str:
         cls.SOURCES[name] = source
+        if identity is not None:
+            cls.IDENTITIES[name] = identity
         return name
 
     @classmethod
@@ -95,7 +100,9 @@ class AuditDMDataset(ImageBaseDataset):
         for column in ("failure_type", "mode"):
             rows += [scores_of(f"{column}={value}", group) for value, group in data.groupby(column)]
         scores = pd.DataFrame(rows)
+        identity = self.IDENTITIES.get(self.dataset_name) or identify(self.SOURCES[self.dataset_name])
         stem = str(Path(eval_file).with_suffix(""))
         scores.to_csv(f"{stem}_acc.csv", index=False)
-        Path(f"{stem}_acc.json").write_text(json.dumps(scores.to_dict(orient="records"), indent=2))
+        summary = {"audit": identity.name, "audit_id": identity.audit_id, "splits": scores.to_dict(orient="records")}
+        Path(f"{stem}_acc.json").write_text(json.dumps(summary, indent=2))
         return scores

@@ -3,8 +3,11 @@
 VLMEvalKit has no plugin mechanism, so registration happens in-process before its ``main()``:
 - ``--model`` takes our model names (registered name, local path, Hub id); each becomes a
   VLMEvalKit model of that name (``/`` replaced by ``__``).
-- ``--data`` takes VLMEvalKit dataset names and audit output dirs / Hub dataset ids; the latter
-  become ``AuditDM_<name>`` datasets.
+- ``--data`` takes VLMEvalKit dataset names and audit output dirs, task folders written by
+  ``auditdm write-tasks`` or Hub dataset ids; the latter become ``AuditDM_<name>`` datasets, named
+  after the audit as lmms-eval's ``auditdm_<name>`` is (see :mod:`.identity`).
+- Our models are batched (``--batch-size``, default 8) although VLMEvalKit asks one item at a time:
+  see :mod:`.vlmeval_model`.
 - ``--judge`` defaults to ``exact_matching`` (the default judge is an API model).
 - ``--local-data`` uses standard datasets' TSVs found in $LMUData as they are, without the md5
   check that would otherwise re-download them.
@@ -27,9 +30,9 @@ def vlmeval_model_name(model: str) -> str:
     return model.rstrip("/").replace("/", "__")
 
 
-def audited_dataset_name(source: str) -> str:
-    base = Path(source.rstrip("/")).name or source
-    return "AuditDM_" + re.sub(r"[^A-Za-z0-9]+", "_", base).strip("_")
+def audited_dataset_name(name: str) -> str:
+    """VLMEvalKit's name for the audit called ``name`` (see :func:`.identity.identify`)."""
+    return "AuditDM_" + re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_")
 
 
 def is_audited_source(data: str) -> bool:
@@ -51,10 +54,13 @@ def register(models: list[str], data: list[str], model_kwargs: dict, local_data:
         name = vlmeval_model_name(model)
         vlmeval_config.supported_VLM[name] = partial(AuditDMVLM, model=model, **model_kwargs)
         model_names.append(name)
+    from .identity import identify
+
     data_names = []
     for item in data:
         if is_audited_source(item):
-            data_names.append(AuditDMDataset.register(audited_dataset_name(item), item))
+            identity = identify(item)
+            data_names.append(AuditDMDataset.register(audited_dataset_name(identity.name), item, identity))
         else:
             data_names.append(item)
             if local_data:
