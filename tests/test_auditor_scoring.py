@@ -69,11 +69,14 @@ def test_reward_terms_score_the_audits_verdict_and_count_failures(auditdm_home):
     assert scores["disagreement"] == [1.0, 0.0, 0.0, 1.0, 0.0], "red seen as green by the target: a discovered failure"
     assert scores["answerability"][:3] == [1.0, 1.0, 0.0], "the oracle cannot answer a question that is no question"
     assert scores["format"] == [1.0, 1.0, 0.0, 1.0, 1.0]
-    assert scores["novelty"] == [0.5, 1.0, 1.0, 0.5, 1.0], "a text written twice in the batch earns half"
+    assert scores["novelty"] == [1.0] * 5, "a text written twice for the same image costs nothing"
     logs = terms.take_counts()
     assert logs["audit/failed/render:regenerate"] == 1.0, "the caption names no object the world can draw: counted, not a silent zero"
     assert logs["audit/answerable_share"] == pytest.approx(3 / 5)
     assert terms.take_counts()["audit/failed/total"] == 0.0, "counts are per log interval"
+    other = draw(sample_scene(9, 99))
+    blind = functions["novelty"](prompts=["p"] * 2, completions=["how many objects are there?"] * 2, image=[image, other])
+    assert blind == [0.5, 0.5], "the same text for two different images earns half: looking pays"
 
 
 def test_compare_auditors_measures_success_precision_and_ceilings(auditdm_home, tmp_path):

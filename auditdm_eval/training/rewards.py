@@ -6,8 +6,10 @@ so the stages run once however many terms there are:
 - ``disagreement``: the audit's verdict reward (binary: a discovered failure earns 1);
 - ``answerability``: the reference ensemble agreed on an answer (the probe is answerable);
 - ``format``: the completion is one non-empty line (a question ends with "?");
-- ``novelty``: 1 / the number of completions in the batch with the same text, so that the auditor
-  is paid for finding failures in many ways rather than one (mode collapse shows up as low novelty).
+- ``novelty``: 1 / the number of different images in the batch the same text was written for, so that
+  a probe written for one image earns more than one written for every image (a blind auditor's
+  question): the auditor is paid for looking, and for finding failures in many ways rather than one.
+  Repeating a text within one image's group of samples costs nothing.
 
 A completion whose probe could not be made (the renderer could not draw the caption, a model
 raised) earns 0 on every term, and is counted by stage in :attr:`RewardTerms.failures`, which
@@ -95,8 +97,10 @@ class RewardTerms:
     @staticmethod
     def _novelty(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
         texts = [normalize_answer(completion_text(c)) for c in completions]
-        counts = Counter(texts)
-        return [1.0 / counts[text] if text else 0.0 for text in texts]
+        images: dict[str, set[str]] = {}
+        for item, text in zip(items, texts):
+            images.setdefault(text, set()).add(item.source.image_sha)
+        return [1.0 / len(images[text]) if text else 0.0 for text in texts]
 
 
 def _answerable(item: WorkItem) -> bool:
