@@ -34,6 +34,7 @@ from typing import Any
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
+from datasets.table import InMemoryTable
 
 from .records import FEATURES, AuditRecord
 from .runlock import LOCK_NAME, RunLock, RunLockHeld, describe_holder
@@ -119,6 +120,7 @@ class AuditStore:
         self.writer_id = writer_id or new_writer_id()
         self.moved_aside: list[Path] = []  # corrupt shards this store moved to corrupt/ on open
         self._next_index = 0
+        self._known_issues: tuple[tuple[int, int] | None, set[tuple[str, str, str, str]]] | None = None
         self._lock = RunLock(self.root, writer=self.writer_id)
         self._release = weakref.finalize(self, self._lock.release)
 
@@ -269,8 +271,7 @@ class AuditStore:
             if not path.exists():
                 break
         tmp = path.with_name(f".{path.name}.tmp")
-        dataset = datasets.Dataset.from_list([record.to_row() for record in records], features=FEATURES)
-        dataset.to_parquet(str(tmp))
+        rows_to_dataset([record.to_row() for record in records]).to_parquet(str(tmp))
         os.replace(tmp, path)  # atomic: a killed run leaves whole shards only
         return path
 
@@ -287,7 +288,7 @@ class AuditStore:
 
     def add_issues(self, issues: Iterable[Issue]) -> None:
         """Append the issues not yet recorded (the same problem is recorded once, however many reruns)."""
-        known = {issue.key() for issue in self.issues()}
+        known = self._issue_keys()
         new = []
         for issue in issues:
             if issue.key() not in known:
@@ -297,6 +298,14 @@ class AuditStore:
             with self.issues_path.open("a") as handle:
                 for issue in new:
                     handle.write(json.dumps(asdict(issue)) + "\n")
+            self._known_issues = (_file_state(self.issues_path), known)
+
+    def _issue_keys(self) -> set[tuple[str, str, str, str]]:
+        """The keys of the recorded issues, read again only when the file changed since this store last saw it."""
+        state = _file_state(self.issues_path)
+        if self._known_issues is None or self._known_issues[0] != state:
+            self._known_issues = (state, {issue.key() for issue in self.issues()})
+        return self._known_issues[1]
 
     def record_parts(self, parts: dict[str, Any]) -> None:
         """Write into the manifest each part of the run (stages, source) with its name and arguments."""
@@ -319,6 +328,23 @@ class AuditStore:
         tmp = path.with_name(f".{path.name}.{self.writer_id}.tmp")
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
         os.replace(tmp, path)
+
+
+def rows_to_dataset(rows: Sequence[dict[str, Any]]) -> datasets.Dataset:
+    """Rows of :data:`FEATURES` as a dataset, written by ``datasets``' own parquet writer exactly as
+    ``Dataset.from_list(rows, features=FEATURES)`` would be, without its costs that a shard does not
+    need: hashing the whole table (images included) into a fingerprint, and copying the rows."""
+    columns = FEATURES.encode_batch({name: [row.get(name) for row in rows] for name in FEATURES})
+    table = InMemoryTable.from_pydict(columns, schema=FEATURES.arrow_schema)
+    return datasets.Dataset(table, info=datasets.DatasetInfo(features=FEATURES), fingerprint=secrets.token_hex(8))
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _remove_files(folder: Path, patterns: Sequence[str]) -> None:
