@@ -30,6 +30,7 @@ class RunStats:
     busy_seconds: dict[str, float] = field(default_factory=dict)  # inside model / renderer calls, by kind
     answer_cache_hits: int = 0
     answer_cache_misses: int = 0
+    first_results_seconds: float = 0.0  # until the first finished probes reached the engine (Ray: its start included)
 
     @property
     def overhead(self) -> float:

@@ -54,6 +54,7 @@ class LocalEngine:
                     issues = [Issue(item.source_id, "*", "input", item.message, item.fix) for item in chunk if isinstance(item, SourceIssue)]
                     items, skipped = plan.work_items([item for item in chunk if isinstance(item, SourceImage)], done)
                     records, item_issues = outcomes(run_chain(stages, items), plan.run_id)
+                    stats.first_results_seconds = stats.first_results_seconds or time.perf_counter() - started
                     if writing is not None:
                         writing.result()  # one shard in flight: shards land in order, and an error stops the run here
                     writing = writer.submit(write, records, issues + item_issues)

@@ -322,7 +322,7 @@ class RayEngine:
             dataset, queued = self._read(ray, plan, sources, store, done, stats)
             if dataset is not None:
                 dataset = self._stages(ray, plan, dataset, pools)
-                self._write(plan, dataset, store, queued, stats)
+                self._write(plan, dataset, store, queued, stats, started)
         finally:
             stats.seconds = time.perf_counter() - started
             if owned:
@@ -375,7 +375,7 @@ class RayEngine:
             )
         return dataset
 
-    def _write(self, plan: AuditPlan, dataset: Any, store: AuditStore, queued: int, stats: RunStats) -> None:
+    def _write(self, plan: AuditPlan, dataset: Any, store: AuditStore, queued: int, stats: RunStats, started: float) -> None:
         """Stream the finished items back; write their records into the store as they arrive."""
         context = dataset.context  # this dataset's own copy of Ray Data's settings
         context.enable_progress_bars = False  # the engine shows its own, in probes
@@ -403,6 +403,8 @@ class RayEngine:
                     if error is not None:
                         raise error
                     items = [load(data) for data in batch[ITEM]]
+                    if not stats.first_results_seconds:
+                        stats.first_results_seconds = time.perf_counter() - started
                     records, issues = outcomes(items, plan.run_id)
                     fresh = [record for record in records if record.probe.probe_id not in written]  # Ray may re-run a batch
                     written.update(record.probe.probe_id for record in fresh)
