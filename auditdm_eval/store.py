@@ -271,7 +271,8 @@ class AuditStore:
             if not path.exists():
                 break
         tmp = path.with_name(f".{path.name}.tmp")
-        rows_to_dataset([record.to_row() for record in records]).to_parquet(str(tmp))
+        dataset = rows_to_dataset([record.to_row() for record in records])
+        dataset.to_parquet(str(tmp), **row_groups(dataset.data.table))
         os.replace(tmp, path)  # atomic: a killed run leaves whole shards only
         return path
 
@@ -337,6 +338,23 @@ def rows_to_dataset(rows: Sequence[dict[str, Any]]) -> datasets.Dataset:
     columns = FEATURES.encode_batch({name: [row.get(name) for row in rows] for name in FEATURES})
     table = InMemoryTable.from_pydict(columns, schema=FEATURES.arrow_schema)
     return datasets.Dataset(table, info=datasets.DatasetInfo(features=FEATURES), fingerprint=secrets.token_hex(8))
+
+
+def row_groups(table: pa.Table) -> dict[str, int]:
+    """The rows per row group ``Dataset.to_parquet`` would choose for a shard (row groups of at most
+    ``datasets.config.MAX_ROW_GROUP_SIZE``), without its estimate of the dataset's size, which reads
+    the table through the dataset's formatting: the images of a shard are embedded bytes, counted as
+    they are, their null paths not."""
+    try:
+        from datasets.arrow_writer import get_writer_batch_size_from_data_size, get_writer_batch_size_from_features
+    except ImportError:  # another datasets release: let it choose
+        return {}
+    nbytes = table.nbytes - sum(table.column(name).combine_chunks().field("path").nbytes for name in IMAGE_COLUMNS)
+    rows = get_writer_batch_size_from_features(FEATURES) or get_writer_batch_size_from_data_size(table.num_rows, nbytes)
+    return {"batch_size": rows}
+
+
+IMAGE_COLUMNS = tuple(name for name, feature in FEATURES.items() if isinstance(feature, datasets.Image))
 
 
 def _file_state(path: Path) -> tuple[int, int] | None:
