@@ -57,11 +57,11 @@ def test_pools_are_sized_per_stage(tiny_paths, tmp_path):
 
 
 def test_missing_ray_names_the_extra(monkeypatch):
-    from auditdm_eval.engines.ray_engine import require_ray
+    from auditdm_eval.engines import ENGINES, EngineOptions
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r"pip install 'auditdm-eval\[ray\]'"):
-        require_ray()
+        ENGINES.build("ray", options=EngineOptions())
 
 
 def _write_answers(path: str, worker: int, queue) -> None:

@@ -306,6 +306,7 @@ def actor_class(spec: StageSpec) -> type:
 # -- the engine -----------------------------------------------------------------------------------
 class RayEngine:
     def __init__(self, options: EngineOptions):
+        require_ray()  # before the run takes its output folder
         self.options = options
         self.config = EngineConfig(engine="ray", **options.arguments)
 
