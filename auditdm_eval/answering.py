@@ -10,7 +10,7 @@ from model_adapters.protocol import single_samples
 
 from .cache import AnswerCache, answer_key
 from .isolation import call_isolating_failures
-from .resources import Stopwatch
+from .resources import LazyModel, Stopwatch
 
 
 @dataclass
@@ -63,6 +63,8 @@ class CachedGenerator:
         return outputs
 
     def _generate(self, items: list[tuple[str, GenerationRequest]]) -> tuple[dict[str, str], dict[str, str]]:
+        if isinstance(self.model, LazyModel):
+            self.model.load()  # before the per-request isolation: a model that cannot load stops the run
         with self.clock.measure("model"):
             outcomes = call_isolating_failures(self.model.generate, [r for _, r in items], self.model_id)
         generated = {key: text for (key, _), (text, error) in zip(items, outcomes) if error is None}

@@ -108,6 +108,7 @@ class Probe:
     source_encoded: bytes | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # ground truth and other facts about the probe
     image_sha: str = ""
+    image_encoded: bytes | None = None  # a PNG file of an altered ``image`` (from the render cache), stored as it is
 
     def __post_init__(self) -> None:
         if not self.image_sha:
@@ -126,6 +127,7 @@ class WorkItem:
     provenance: str = "original"
     image: Image.Image | None = None  # what the answerers see, once known
     image_sha: str | None = None
+    image_encoded: bytes | None = None  # a PNG file of a rendered ``image``, when the renderer's cache has one
     renderer_id: str = "identity"
     caption: str | None = None
     edit_command: str | None = None
@@ -170,6 +172,7 @@ class WorkItem:
             source_encoded=self.source.encoded,
             extra={**self.source.extra, **self.extra},
             image_sha=self.image_sha or "",
+            image_encoded=self.image_encoded,
         )
 
     def record(self, run_id: str) -> AuditRecord:
@@ -195,7 +198,7 @@ class AuditRecord:
             "run_id": self.run_id,
             "source_id": p.source_id,
             "mode": p.mode,
-            "image": _image_cell(p.image, p.source_encoded if p.provenance == "original" else None),
+            "image": _image_cell(p.image, p.source_encoded if p.provenance == "original" else p.image_encoded),
             # null when the probe image is the original: stored once, under "image"
             "source_image": None if p.provenance == "original" else _image_cell(p.source_image, p.source_encoded),
             "image_sha256": p.image_sha,

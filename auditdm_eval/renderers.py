@@ -186,6 +186,9 @@ class CachedRenderer:
         outcomes: list[tuple[Image.Image | None, str | None]] = [(self.cache.get(key), None) for key in keys]
         todo = [i for i, (image, _) in enumerate(outcomes) if image is None]
         if todo:
+            load = getattr(self.renderer, "load", None)  # a lazily loaded pipeline loads here: if it cannot, the run stops
+            if load is not None:
+                load()
             jobs = [(sources[i], texts[i], seeds[i]) for i in todo]
             with self.clock.measure("render"):
                 rendered = call_isolating_failures(

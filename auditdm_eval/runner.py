@@ -133,7 +133,9 @@ def build_plan(config: AuditConfig) -> AuditPlan:
 
 
 def source_options(config: AuditConfig) -> SourceOptions:
+    answers, _ = cache_paths(config)
     return SourceOptions(
+        hash_memo=answers,  # the answer cache's file also remembers the pixel hashes of decoded image files
         split=config.split,
         image_column=config.image_column,
         question_column=config.question_column,

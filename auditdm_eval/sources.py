@@ -5,6 +5,10 @@ failing to decode for any other reason) are reported as :class:`SourceIssue` wit
 and the fix, and the run goes on without them. Every usable image is turned into the 8-bit RGB
 image the models see (:func:`model_rgb`); the file's own bytes travel with it only when they decode
 to exactly that image (:func:`keeps_file_bytes`), so the stored dataset shows what the models saw.
+
+With a hash memo (:attr:`SourceOptions.hash_memo`, the answer cache's file), a PNG or JPEG file
+decoded by an earlier run is not decoded again to be known: its pixel hash comes from the memo, and
+its pixels are decoded only when a model or a renderer first needs them (a warm rerun never does).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import re
 import threading
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +61,8 @@ class SourceOptions:
     limit: int | None = None
     min_side: int = DEFAULT_MIN_SIDE
     max_pixels: int | None = DEFAULT_MAX_PIXELS  # larger images are skipped as issues; None: no limit
+    hash_memo: str | None = None  # pixel hashes of files decoded before (an SQLite file); None: decode every file
+    memo: Any = field(default=None, compare=False, repr=False)  # the open ImageHashMemo, set by iter_sources
 
 
 SourceItem = SourceImage | SourceIssue
@@ -122,15 +128,38 @@ def keeps_file_bytes(opened: Image.Image) -> bool:
 
 # -- decoding, with every failure named -------------------------------------------------------
 def _check(source_id: str, image: Image.Image, options: SourceOptions) -> SourceItem:
-    if options.max_pixels and image.width * image.height > options.max_pixels:
-        return _too_large(source_id, image.size, options.max_pixels)
-    if min(image.size) < options.min_side:
+    return _size_issue(source_id, image.size, options) or SourceImage(source_id, model_rgb(image))
+
+
+def _size_issue(source_id: str, size: tuple[int, int], options: SourceOptions) -> SourceIssue | None:
+    width, height = size
+    if options.max_pixels and width * height > options.max_pixels:
+        return _too_large(source_id, size, options.max_pixels)
+    if min(size) < options.min_side:
         return SourceIssue(
             source_id,
-            f"image is {image.width}x{image.height} px, smaller than {options.min_side} px on a side",
+            f"image is {width}x{height} px, smaller than {options.min_side} px on a side",
             f"drop it or upscale it, or lower --min-image-side (now {options.min_side})",
         )
-    return SourceImage(source_id, model_rgb(image))
+    return None
+
+
+_MEMO_FORMATS = ("PNG", "JPEG")  # single-image formats whose decoding starts only when pixels are used
+
+
+def _memo_candidate(opened: Image.Image) -> bool:
+    """Whether ``opened`` (header read) may be known by its file's bytes: RGB in a single-image format.
+    The rest (one frame, no transparency, no EXIF rotation) was checked when its hash was recorded."""
+    return opened.format in _MEMO_FORMATS and opened.mode == "RGB"
+
+
+def _known_source(source_id: str, data: bytes, image_sha: str) -> SourceImage:
+    """The source of a file decoded before: its pixels decode when first used (as any opened file's do)."""
+    image = Image.open(io.BytesIO(data))
+    image.info, image.format = {}, None  # as model_rgb's copy: no metadata, no format to re-encode in
+    source = SourceImage(source_id, image, encoded=data)
+    source.__dict__["image_sha"] = image_sha  # the value of the cached property: known, not computed
+    return source
 
 
 def _too_large(source_id: str, size: tuple[int, int], limit: int) -> SourceIssue:
@@ -156,11 +185,17 @@ def _decode(source_id: str, data: bytes, options: SourceOptions) -> SourceItem:
                 with Image.open(io.BytesIO(data)) as opened:
                     if limit and opened.width * opened.height > limit:
                         return _too_large(source_id, opened.size, limit)
+                    memo = options.memo if _memo_candidate(opened) else None
+                    known = memo.get(data, opened.size) if memo is not None else None
+                    if known is not None:
+                        return _size_issue(source_id, opened.size, options) or _known_source(source_id, data, known)
                     Image.MAX_IMAGE_PIXELS = limit  # frames or tiles larger than the header said still stop here
                     opened.load()
                     item = _check(source_id, opened, options)
                     if isinstance(item, SourceImage) and keeps_file_bytes(opened):
                         item.encoded = data
+                        if memo is not None:
+                            memo.put(data, item.image_sha, opened.size)
                     return item
             finally:
                 Image.MAX_IMAGE_PIXELS = saved
@@ -279,13 +314,17 @@ def from_hf_dataset(spec: str, options: SourceOptions) -> Iterator[SourceItem]:
 SOURCES: Registry[Iterator[SourceItem]] = Registry("image source", "auditdm.sources")
 """Image pools by the kind before the colon of ``--images <kind>:<rest>``; a factory takes (rest, options)."""
 SOURCES.register("skimage", lambda rest, options: from_skimage([n for n in rest.split(",") if n] or list(SKIMAGE_PHOTOS), options))
-SOURCES.register("hf", from_hf_dataset)
+SOURCES.register("hf", lambda rest, options: from_hf_dataset(rest, options))
 SOURCES.register("dir", lambda rest, options: from_folder(Path(rest), options))
 
 
 def iter_sources(spec: str, options: SourceOptions | None = None) -> Iterator[SourceItem]:
     """``skimage:[names]``, ``hf:<hub id or path>``, ``dir:<folder>``, or a bare folder / dataset path."""
     options = options or SourceOptions()
+    if options.hash_memo and options.memo is None:
+        from .cache import ImageHashMemo
+
+        options = replace(options, memo=ImageHashMemo(options.hash_memo))
     kind, sep, rest = spec.partition(":")
     if sep and kind in SOURCES:
         return SOURCES.build(kind, rest=rest, options=options)

@@ -34,6 +34,7 @@ from typing import Any
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
+from datasets.table import InMemoryTable
 
 from .records import FEATURES, AuditRecord
 from .runlock import LOCK_NAME, RunLock, RunLockHeld, describe_holder
@@ -119,6 +120,7 @@ class AuditStore:
         self.writer_id = writer_id or new_writer_id()
         self.moved_aside: list[Path] = []  # corrupt shards this store moved to corrupt/ on open
         self._next_index = 0
+        self._known_issues: tuple[tuple[int, int] | None, set[tuple[str, str, str, str]]] | None = None
         self._lock = RunLock(self.root, writer=self.writer_id)
         self._release = weakref.finalize(self, self._lock.release)
 
@@ -269,8 +271,8 @@ class AuditStore:
             if not path.exists():
                 break
         tmp = path.with_name(f".{path.name}.tmp")
-        dataset = datasets.Dataset.from_list([record.to_row() for record in records], features=FEATURES)
-        dataset.to_parquet(str(tmp))
+        dataset = rows_to_dataset([record.to_row() for record in records])
+        dataset.to_parquet(str(tmp), **row_groups(dataset.data.table))
         os.replace(tmp, path)  # atomic: a killed run leaves whole shards only
         return path
 
@@ -287,7 +289,7 @@ class AuditStore:
 
     def add_issues(self, issues: Iterable[Issue]) -> None:
         """Append the issues not yet recorded (the same problem is recorded once, however many reruns)."""
-        known = {issue.key() for issue in self.issues()}
+        known = self._issue_keys()
         new = []
         for issue in issues:
             if issue.key() not in known:
@@ -297,6 +299,14 @@ class AuditStore:
             with self.issues_path.open("a") as handle:
                 for issue in new:
                     handle.write(json.dumps(asdict(issue)) + "\n")
+            self._known_issues = (_file_state(self.issues_path), known)
+
+    def _issue_keys(self) -> set[tuple[str, str, str, str]]:
+        """The keys of the recorded issues, read again only when the file changed since this store last saw it."""
+        state = _file_state(self.issues_path)
+        if self._known_issues is None or self._known_issues[0] != state:
+            self._known_issues = (state, {issue.key() for issue in self.issues()})
+        return self._known_issues[1]
 
     def record_parts(self, parts: dict[str, Any]) -> None:
         """Write into the manifest each part of the run (stages, source) with its name and arguments."""
@@ -319,6 +329,40 @@ class AuditStore:
         tmp = path.with_name(f".{path.name}.{self.writer_id}.tmp")
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True))
         os.replace(tmp, path)
+
+
+def rows_to_dataset(rows: Sequence[dict[str, Any]]) -> datasets.Dataset:
+    """Rows of :data:`FEATURES` as a dataset, written by ``datasets``' own parquet writer exactly as
+    ``Dataset.from_list(rows, features=FEATURES)`` would be, without its costs that a shard does not
+    need: hashing the whole table (images included) into a fingerprint, and copying the rows."""
+    columns = FEATURES.encode_batch({name: [row.get(name) for row in rows] for name in FEATURES})
+    table = InMemoryTable.from_pydict(columns, schema=FEATURES.arrow_schema)
+    return datasets.Dataset(table, info=datasets.DatasetInfo(features=FEATURES), fingerprint=secrets.token_hex(8))
+
+
+def row_groups(table: pa.Table) -> dict[str, int]:
+    """The rows per row group ``Dataset.to_parquet`` would choose for a shard (row groups of at most
+    ``datasets.config.MAX_ROW_GROUP_SIZE``), without its estimate of the dataset's size, which reads
+    the table through the dataset's formatting: the images of a shard are embedded bytes, counted as
+    they are, their null paths not."""
+    try:
+        from datasets.arrow_writer import get_writer_batch_size_from_data_size, get_writer_batch_size_from_features
+    except ImportError:  # another datasets release: let it choose
+        return {}
+    nbytes = table.nbytes - sum(table.column(name).combine_chunks().field("path").nbytes for name in IMAGE_COLUMNS)
+    rows = get_writer_batch_size_from_features(FEATURES) or get_writer_batch_size_from_data_size(table.num_rows, nbytes)
+    return {"batch_size": rows}
+
+
+IMAGE_COLUMNS = tuple(name for name, feature in FEATURES.items() if isinstance(feature, datasets.Image))
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
 
 
 def _remove_files(folder: Path, patterns: Sequence[str]) -> None:

@@ -1,109 +1,212 @@
-"""Probes per second of the audit pipeline: batched vs one-at-a-time, warm vs cold cache.
+"""Speed of the audit pipeline on the tiny models, as ratios from one run of this script.
 
-Runs the real pipeline (tiny random models unless others are given) three times in one process:
+Every run is the real pipeline (``run_audit``) over folders of distinct photos, in one process:
 
-1. one-at-a-time: one source image per batch, one request per model call, empty cache;
-2. batched: --batch-size images per batch and per model call, empty cache;
-3. warm cache: the batched run again into a new output directory, reusing run 2's cache.
+- ``one_at_a_time``: one image per batch and one request per model or renderer call, empty cache;
+- ``batched``: ``--batch-size`` images per batch and requests per call, empty cache (the cold run);
+- ``warm_cache``: ``batched`` again into a new output directory, with ``batched``'s cache (three
+  times per repeat);
+- ``scale_2x``, ``scale_4x``: ``batched`` over twice and four times the images, empty caches;
+- ``ray``, ``ray_4x``: ``batched`` with ``--engine ray`` on a local Ray instance of 2 CPUs, empty
+  caches, at 1x and 4x the images (run once each: every Ray run starts its actors afresh).
 
-Probes per second are over the audit loop (auditor, renderers, answerers, judge, shard
-writing); model loading, the same for every run, is reported separately. Prints the figures
-and their ratios, and writes them as JSON (--json).
+Each local configuration runs ``--repeats`` times (fresh directories and caches) and the best is
+kept: on a shared machine the best of a few is the least disturbed. Times are the engine's loop
+(``RunStats.seconds``: reading images, models, renderers, judging, writing shards; loading a model
+counts where it happens and is reported as ``load``). The ratios compare the loop without model
+loading (``steady``: a start-up cost, the same whatever the batching or the number of images, and
+overlapped with reading the first images); ``ratios_with_model_loading`` gives them with it. Reported:
 
-    python benchmarks/throughput.py --images 16 --batch-size 8
+- ``batched_vs_one_at_a_time``: one-at-a-time / batched (target >= 4);
+- ``warm_vs_cold_cache``: batched / warm (target >= 10; a warm run loads no model at all);
+- ``ray_vs_local`` (``ray_vs_local_4x``): local batched wall time / Ray wall time at 1x (4x), both
+  the whole ``run_audit``, Ray's start and its actors' start included (> 1: Ray is faster);
+- ``linearity_2x``, ``linearity_4x``: time per image at 2x and 4x the images against 1x (target:
+  within 15% of linear, 0.85 to 1.15); ``scaling_loop_seconds`` gives the loop times;
+- ``overhead`` (``overhead_4x``): of the batched run at 1x (4x), 1 - (model + render seconds) /
+  steady seconds, the share outside model and renderer calls (target <= 0.20).
+
+    python benchmarks/throughput.py --modes question --images 16 --batch-size 8
+    python benchmarks/throughput.py --modes question,regenerate,edit --json benchmarks/results/x.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 
 from auditdm_eval.config import PRESETS, AuditConfig
+from auditdm_eval.engines import RunStats
 from auditdm_eval.runner import run_audit
 
+TARGETS = {"batched_vs_one_at_a_time": 4.0, "warm_vs_cold_cache": 10.0, "linearity_4x": 1.15, "overhead": 0.20}
+PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "horse", "clock", "camera", "coins"]
 
-def make_images(folder: Path, count: int) -> None:
+
+def make_images(folder: Path, count: int, first: int = 0) -> None:
     """Distinct photos: scikit-image samples, cropped at shifting offsets so every image differs."""
     import skimage.data
 
-    names = ["astronaut", "chelsea", "coffee", "rocket", "horse", "clock", "camera", "coins"]
-    for i in range(count):
-        array = getattr(skimage.data, names[i % len(names)])()
-        offset = 8 * (i // len(names))
-        image = Image.fromarray(np.asarray(array)[offset:, offset:]).convert("RGB")
-        image.save(folder / f"img{i:03d}.png")
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(first, first + count):
+        array = getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()
+        offset = 8 * (i // len(PHOTOS))
+        Image.fromarray(np.asarray(array)[offset:, offset:]).convert("RGB").save(folder / f"img{i:03d}.png")
 
 
-def timed_run(config: AuditConfig) -> dict[str, float]:
-    start = time.perf_counter()
-    result = run_audit(config)
-    total = time.perf_counter() - start
-    probes = result.stats.written
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 0
+    return f"{os.cpu_count()}-core {cpu} ({platform.machine()}), {memory:.0f} GiB RAM, no GPU" + (
+        "" if not torch.cuda.is_available() else f", GPU {torch.cuda.get_device_name(0)}"
+    )
+
+
+def figures(stats: RunStats, wall: float) -> dict[str, Any]:
+    busy = {kind: round(seconds, 4) for kind, seconds in sorted(stats.busy_seconds.items())}
     return {
-        "probes": probes,
-        "loop_seconds": round(result.stats.seconds, 3),
-        "total_seconds": round(total, 3),
-        "probes_per_second": round(probes / result.stats.seconds, 3),
-        "probes_per_second_with_loading": round(probes / total, 3),
-        "answer_cache_hits": result.answer_cache_hits,
-        "answer_cache_misses": result.answer_cache_misses,
+        "probes": stats.written,
+        "loop_seconds": round(stats.seconds, 4),
+        "wall_seconds": round(wall, 4),
+        "probes_per_second": round(stats.written / stats.seconds, 2) if stats.seconds else None,
+        "busy_seconds": busy,
+        "overhead": round(1 - sum(busy.values()) / stats.seconds, 4) if stats.seconds else None,
+        "first_results_seconds": round(stats.first_results_seconds, 3),
+        "answer_cache_hits": stats.answer_cache_hits,
+        "answer_cache_misses": stats.answer_cache_misses,
     }
+
+
+def timed(config: AuditConfig, engine: str = "local", arguments: dict[str, Any] | None = None) -> dict[str, Any]:
+    start = time.perf_counter()
+    result = run_audit(config, engine, arguments)
+    return figures(result.stats, time.perf_counter() - start)
+
+
+def best(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    chosen = min(runs, key=lambda run: run["loop_seconds"])
+    return {**chosen, "repeats": len(runs), "loop_seconds_all": [run["loop_seconds"] for run in runs]}
+
+
+def steady(run: dict[str, Any]) -> float:
+    """Loop seconds without loading the models: a start-up cost, the same whatever the batching and
+    the number of images (and overlapped with reading the first images)."""
+    return run["loop_seconds"] - run["busy_seconds"].get("load", 0.0)
+
+
+def outside(run: dict[str, Any]) -> float:
+    """Share of the steady loop outside model and renderer calls: the pipeline's overhead."""
+    busy = run["busy_seconds"].get("model", 0.0) + run["busy_seconds"].get("render", 0.0)
+    return 1 - busy / steady(run)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=16)
+    parser.add_argument("--images", type=int, default=16, help="images at 1x")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--modes", default="question")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each local configuration; the best is kept")
+    parser.add_argument("--torch-threads", type=int, default=None, help="torch's intra-op threads (default: torch's own)")
+    parser.add_argument("--no-ray", action="store_true", help="skip the Ray run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    load_before = os.getloadavg()
     tiny = dict(PRESETS["tiny"])
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "images").mkdir()
-        make_images(tmp / "images", args.images)
+        for scale in (1, 2, 4):  # 2x and 4x add new photos to the 1x ones
+            make_images(tmp / f"images-{scale}x", args.images * scale)
         base = AuditConfig(
-            target=tiny.pop("target"),
-            references=tiny.pop("references"),
-            auditor=tiny.pop("auditor"),
-            images=str(tmp / "images"),
-            out="",
+            target=tiny.pop("target"), references=tiny.pop("references"), auditor=tiny.pop("auditor"),
+            images=str(tmp / "images-1x"), out="", modes=args.modes.split(","), progress=False,
             **{k: v for k, v in tiny.items() if k not in {"images", "modes"}},
-            modes=args.modes.split(","),
-            progress=False,
         )
-        # build and load the tiny checkpoints once so no run pays for building them
-        run_audit(base.with_overrides(out=str(tmp / "warmup"), limit=1, cache_dir=str(tmp / "cache-warmup")))
-        runs = {
-            "one_at_a_time": base.with_overrides(out=str(tmp / "o1"), batch_size=1, model_batch_size=1, render_batch_size=1, cache_dir=str(tmp / "c1")),
-            "batched": base.with_overrides(out=str(tmp / "o2"), batch_size=args.batch_size, model_batch_size=args.batch_size, render_batch_size=args.batch_size, cache_dir=str(tmp / "c2")),
-            "warm_cache": base.with_overrides(out=str(tmp / "o3"), batch_size=args.batch_size, model_batch_size=args.batch_size, render_batch_size=args.batch_size, cache_dir=str(tmp / "c2")),
-        }
-        figures = {}
-        for name, config in runs.items():
-            figures[name] = timed_run(config)
+        batched = dict(batch_size=args.batch_size, model_batch_size=args.batch_size, render_batch_size=args.batch_size)
+        single = dict(batch_size=1, model_batch_size=1, render_batch_size=1)
+        run_audit(base.with_overrides(out=str(tmp / "warmup"), limit=2, cache_dir=str(tmp / "cache-warmup")))  # build the checkpoints
+
+        def fresh(name: str, repeat: int, **overrides: Any) -> AuditConfig:
+            return base.with_overrides(out=str(tmp / f"{name}-{repeat}"), cache_dir=str(tmp / f"cache-{name}-{repeat}"), **overrides)
+
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ("one_at_a_time", "batched", "warm_cache", "scale_2x", "scale_4x")}
+        for repeat in range(args.repeats):
+            runs["one_at_a_time"].append(timed(fresh("single", repeat, **single)))
+            cold = fresh("batched", repeat, **batched)
+            runs["batched"].append(timed(cold))
+            for again in range(3):  # a warm run takes milliseconds: more tries for the same cost
+                runs["warm_cache"].append(timed(cold.with_overrides(out=str(tmp / f"warm-{repeat}-{again}"))))
+            for scale in (2, 4):
+                runs[f"scale_{scale}x"].append(timed(fresh(f"scale{scale}", repeat, images=str(tmp / f"images-{scale}x"), **batched)))
+        report_runs = {name: best(results) for name, results in runs.items()}
+        if not args.no_ray:
+            ray_arguments = {"ray_num_cpus": 2, "ray_batch_size": args.batch_size}
+            report_runs["ray"] = timed(fresh("ray", 0, **batched), "ray", ray_arguments)
+            report_runs["ray_4x"] = timed(fresh("ray4", 0, images=str(tmp / "images-4x"), **batched), "ray", ray_arguments)
+    one, cold, warm = report_runs["one_at_a_time"], report_runs["batched"], report_runs["warm_cache"]
+    x2, x4 = report_runs["scale_2x"], report_runs["scale_4x"]
+    ratios = {
+        "batched_vs_one_at_a_time": round(steady(one) / steady(cold), 2),
+        "warm_vs_cold_cache": round(steady(cold) / steady(warm), 2),
+        "linearity_2x": round(steady(x2) / (2 * steady(cold)), 3),
+        "linearity_4x": round(steady(x4) / (4 * steady(cold)), 3),
+        "overhead": round(outside(cold), 4),
+        "overhead_4x": round(outside(x4), 4),
+    }
+    with_loading = {  # the same, model loading included (it is the same in every local run; a warm run skips it)
+        "batched_vs_one_at_a_time": round(one["loop_seconds"] / cold["loop_seconds"], 2),
+        "warm_vs_cold_cache": round(cold["loop_seconds"] / warm["loop_seconds"], 2),
+        "linearity_4x": round(x4["loop_seconds"] / (4 * cold["loop_seconds"]), 3),
+        "overhead": cold["overhead"],
+    }
+    if "ray" in report_runs:
+        ray1, ray4 = report_runs["ray"], report_runs["ray_4x"]
+        ratios["ray_vs_local"] = round(cold["wall_seconds"] / ray1["wall_seconds"], 3)
+        ratios["ray_vs_local_4x"] = round(x4["wall_seconds"] / ray4["wall_seconds"], 3)
     report = {
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
-        "torch_threads": torch.get_num_threads(),
+        "machine": machine(),
+        "conditions": {
+            "torch_threads": torch.get_num_threads(),
+            "load_average_before": [round(x, 2) for x in load_before],
+            "load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "seconds": round(time.perf_counter() - started, 1),
+            "versions": {"python": platform.python_version(), "torch": torch.__version__},
+        },
         "images": args.images,
         "modes": args.modes,
         "batch_size": args.batch_size,
-        "runs": figures,
-        "batched_vs_one_at_a_time": round(figures["batched"]["probes_per_second"] / figures["one_at_a_time"]["probes_per_second"], 2),
-        "warm_vs_cold_cache": round(figures["warm_cache"]["probes_per_second"] / figures["batched"]["probes_per_second"], 2),
+        "ratios": ratios,
+        "ratios_with_model_loading": with_loading,
+        "targets": TARGETS,
+        "met": {
+            "batched_vs_one_at_a_time": ratios["batched_vs_one_at_a_time"] >= TARGETS["batched_vs_one_at_a_time"],
+            "warm_vs_cold_cache": ratios["warm_vs_cold_cache"] >= TARGETS["warm_vs_cold_cache"],
+            "linearity_4x": abs(ratios["linearity_4x"] - 1) <= TARGETS["linearity_4x"] - 1,
+            "overhead": ratios["overhead"] <= TARGETS["overhead"],
+        },
+        "scaling_loop_seconds": {"1x": cold["loop_seconds"], "2x": x2["loop_seconds"], "4x": x4["loop_seconds"]},
+        "runs": report_runs,
     }
     print(json.dumps(report, indent=2))
     if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

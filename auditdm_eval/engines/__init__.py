@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from ..config import option
+from ..errors import ConfigError
 from ..plan import AuditPlan
 from ..registry import Registry
 from ..sources import SourceItem
@@ -29,6 +30,7 @@ class RunStats:
     busy_seconds: dict[str, float] = field(default_factory=dict)  # inside model / renderer calls, by kind
     answer_cache_hits: int = 0
     answer_cache_misses: int = 0
+    first_results_seconds: float = 0.0  # until the first finished probes reached the engine (Ray: its start included)
 
     @property
     def overhead(self) -> float:
@@ -61,10 +63,48 @@ class EngineConfig:
     def __post_init__(self) -> None:
         ENGINES.get(self.engine)
         if self.ray_actors < 1 or self.ray_batch_size < 1:
-            raise ValueError("--ray-actors and --ray-batch-size must be at least 1")
+            raise ConfigError("--ray-actors and --ray-batch-size must be at least 1")
+        if self.ray_cpus_per_actor < 0 or self.ray_gpus_per_actor < 0:
+            raise ConfigError("--ray-cpus-per-actor and --ray-gpus-per-actor cannot be negative")
+        if self.ray_num_cpus is not None and self.ray_num_cpus < 1:
+            raise ConfigError("--ray-num-cpus must be at least 1")
+        stage_overrides(self.ray_stage_resources)
 
     def arguments(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if key != "engine"}
+
+
+@dataclass(frozen=True)
+class PoolOverride:
+    """One ``--ray-stage-resources`` entry: the actors of the stages whose name starts with ``prefix``."""
+
+    prefix: str
+    actors: int
+    gpus: float | None = None  # None: --ray-gpus-per-actor (model stages) or 0
+    cpus: float | None = None  # None: --ray-cpus-per-actor
+
+
+def stage_overrides(entries: Iterable[str]) -> list[PoolOverride]:
+    """Parse ``<stage prefix>=<actors>[:<gpus>[:<cpus>]]`` entries (e.g. ``answer:target=2:1``)."""
+    overrides = []
+    for entry in entries:
+        prefix, sep, value = entry.partition("=")
+        parts = value.split(":")
+        try:
+            if not sep or not prefix.strip() or not 1 <= len(parts) <= 3:
+                raise ValueError
+            actors = int(parts[0])
+            gpus = float(parts[1]) if len(parts) > 1 and parts[1] else None
+            cpus = float(parts[2]) if len(parts) > 2 and parts[2] else None
+            if actors < 1 or (gpus is not None and gpus < 0) or (cpus is not None and cpus < 0):
+                raise ValueError
+        except ValueError:
+            raise ConfigError(
+                f"--ray-stage-resources: cannot read {entry!r}; write <stage prefix>=<actors>[:<gpus>[:<cpus>]] with "
+                "at least one actor, e.g. answer:target=2:1 (two actors of one GPU each) or judge=1:0:0.5"
+            ) from None
+        overrides.append(PoolOverride(prefix.strip(), actors, gpus, cpus))
+    return overrides
 
 
 class Engine(Protocol):

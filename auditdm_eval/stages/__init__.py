@@ -25,6 +25,13 @@ class Stage(Protocol):
     def __call__(self, batch: list[WorkItem]) -> list[WorkItem]: ...
 
 
+def prepare(stage: Stage) -> None:
+    """Get ``stage`` ready before its first batch, if it has a ``prepare()``: a model stage loads what it
+    cannot answer without (nothing, when the cache knows the model), so an engine can do it while the
+    first images are read instead of after."""
+    getattr(stage, "prepare", lambda: None)()
+
+
 class StageSpec(Protocol):
     """A picklable recipe for a stage: an engine builds the stage where it runs."""
 

@@ -48,10 +48,14 @@ class AnswerStage:
     @property
     def generator(self) -> CachedGenerator:
         if self._generator is None:
+            resources, spec = self._resources, self.spec
             self._generator = CachedGenerator(
-                self._resources.model(self.spec.model), self._resources.answer_cache(self.spec.cache), self._resources.clock
+                resources.lazy_model(spec.model, spec.cache), resources.answer_cache(spec.cache), resources.clock
             )
         return self._generator
+
+    def prepare(self) -> None:
+        self.generator  # noqa: B018 - builds it: loads the model unless the cache knows it
 
     def __call__(self, batch: list[WorkItem]) -> list[WorkItem]:
         batch = list(batch)
