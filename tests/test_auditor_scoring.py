@@ -62,7 +62,7 @@ def test_reward_terms_score_the_audits_verdict_and_count_failures(auditdm_home):
     functions = {f.__name__: f for f in terms.terms(["disagreement", "answerability", "format", "novelty"])}
     scene = next(sample_scene(9, i) for i in range(100) if any(o.color == "red" and o.shape not in ("clock", "sign") for o in sample_scene(9, i).objects))
     image = draw(scene)
-    completions = [red_object_question(scene), "how many objects are there?", "colour banana", red_object_question(scene), "banana banana"]
+    completions = [red_object_question(scene), "how many objects are there?", "colour banana", red_object_question(scene), "banana split"]
     modes = ["question"] * 4 + ["regenerate"]
     columns = {"image": [image] * 5, "mode": modes}
     scores = {name: function(prompts=["p"] * 5, completions=completions, **columns) for name, function in functions.items()}
@@ -77,6 +77,9 @@ def test_reward_terms_score_the_audits_verdict_and_count_failures(auditdm_home):
     other = draw(sample_scene(9, 99))
     blind = functions["novelty"](prompts=["p"] * 2, completions=["how many objects are there?"] * 2, image=[image, other])
     assert blind == [0.5, 0.5], "the same text for two different images earns half: looking pays"
+    padded = functions["novelty"](prompts=["p"] * 2, completions=["how many objects are there?", "how many objects are there there?"], image=[image, other])
+    assert padded == [0.5, 0.5], "padding a probe does not make it a new one"
+    assert functions["format"](prompts=["p"], completions=["how many objects are there there?"], image=[image]) == [0.0]
 
 
 def test_compare_auditors_measures_success_precision_and_ceilings(auditdm_home, tmp_path):
@@ -111,3 +114,64 @@ def test_auditor_specs_and_intervals():
     assert auditor_under_test("org/model").auditor == "org/model" and auditor_under_test("org/model").prompt_variant == "auditdm"
     low, high = wilson(5, 100)
     assert 0.02 < low < 0.05 < high < 0.12
+
+
+def test_checkpoint_audits_combine_into_one_deduplicated_dataset(auditdm_home, tmp_path):
+    from auditdm_eval.combine import combine_audits
+    from auditdm_eval.runner import run_audit
+    from auditdm_eval.store import load_audit
+
+    base = AuditConfig(target="world-target-redgreen", auditor="sighted-auditor", modes=["question"], **WORLD)
+    first = run_audit(base.with_overrides(out=str(tmp_path / "a"), images="world:12:5"))  # same scenes, same questions
+    second = run_audit(base.with_overrides(out=str(tmp_path / "b"), images="world:20:5"))  # 12 of them again, 8 new
+    blind = run_audit(base.with_overrides(out=str(tmp_path / "c"), auditor="blind-auditor", images="world:12:5"))
+    combined = combine_audits([first.out, second.out, blind.out], tmp_path / "all")
+    rows = list(load_audit(combined.out).remove_columns(["source_image"]))
+    keys = {(row["image_sha256"], row["question"]) for row in rows}
+    assert len(keys) == len(rows) == combined.probes
+    assert combined.per_source[str(second.out)] == 8, "the second audit adds only its new scenes"
+    assert combined.duplicates == 12 + (12 - combined.per_source[str(blind.out)])
+    with pytest.raises(ValueError, match="judged its probes differently"):
+        combine_audits([first.out, run_audit(base.with_overrides(out=str(tmp_path / "d"), target="world-target-mirror", images="world:2:5")).out], tmp_path / "x")
+
+
+def test_records_convert_both_ways(auditdm_home, tmp_path):
+    """A stored row read back as an AuditRecord writes the same row again (images by their pixels)."""
+    from auditdm_eval.records import AuditRecord
+    from auditdm_eval.runner import run_audit
+    from auditdm_eval.store import load_audit
+
+    result = run_audit(AuditConfig(
+        target="world-target-redgreen", auditor="sighted-auditor", modes=["question", "regenerate", "edit"], annotator="world",
+        out=str(tmp_path / "a"), **{**WORLD, "images": "world:4:5"},
+    ))
+    for row in load_audit(result.out):
+        again = AuditRecord.from_row(row).to_row()
+        assert {k: v for k, v in again.items() if k not in ("image", "source_image")} == {
+            k: v for k, v in row.items() if k not in ("image", "source_image")
+        }
+        assert AuditRecord.from_row(row).probe.image_sha == row["image_sha256"]
+
+
+def test_every_auditor_recipe_loads_through_the_training_parser():
+    """The supplement's A.2 settings survive the parser: 1,000 steps, lr 3e-6 (LoRA 3e-5), 10% warm-up,
+    cosine to a floor, a global batch of 256 over 8 GPUs or 16 accumulation steps, a checkpoint every 250."""
+    from pathlib import Path
+
+    from auditdm_eval.training.grpo import parse
+
+    configs = Path(__file__).resolve().parents[1] / "recipes" / "configs"
+    names = sorted(p.name for p in configs.glob("auditor_*.yaml"))
+    assert names == ["auditor_gemma3_4b.yaml", "auditor_gemma3_4b_lora.yaml", "auditor_world.yaml"]
+    for name in names[:2]:
+        run = parse(["--config", str(configs / name), "--images", "world:8:1"])
+        g = run.grpo
+        assert g.max_steps == 1000 and g.save_steps == 250 and g.warmup_steps == 0.1
+        assert g.lr_scheduler_type.value == "cosine_with_min_lr" and g.num_generations == 8
+        assert run.training.reward_terms == ["disagreement", "answerability", "format", "novelty"]
+        assert run.config.modes == ["question", "regenerate", "edit"]
+    full, lora = (parse(["--config", str(configs / n), "--images", "world:8:1"]) for n in names[:2])
+    assert full.grpo.learning_rate == 3e-6 and full.grpo.per_device_train_batch_size * 8 == 256
+    assert lora.model.use_peft and lora.grpo.per_device_train_batch_size * lora.grpo.gradient_accumulation_steps == 256
+    world = parse(["--config", str(configs / "auditor_world.yaml"), "--max_steps", "7"])
+    assert world.grpo.max_steps == 7 and world.config.images.startswith("world:")

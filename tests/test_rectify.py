@@ -139,7 +139,7 @@ def load(name: str, *flags: str):
 
 
 def test_every_recipe_file_loads_through_the_parser():
-    names = sorted(p.name for p in CONFIGS.glob("*.yaml"))
+    names = sorted(p.name for p in CONFIGS.glob("*.yaml") if not p.name.startswith("auditor_"))  # GRPO recipes: test_auditor_scoring
     assert names == sorted([f"paligemma2_3b_{task}.yaml" for task in TABLE1] + [
         "gemma3_4b.yaml", "gemma3_4b_lora.yaml", "gemma3_4b_same_images_control.yaml"])
     for name in names:

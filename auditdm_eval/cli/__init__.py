@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "models": "models",
     "train-auditor": "train_auditor",
     "compare-auditors": "compare_auditors",
+    "combine": "combine",
     "write-tasks": "write_tasks",
     "tasks-dir": "tasks_dir",
     "eval": "eval",

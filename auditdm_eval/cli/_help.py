@@ -5,6 +5,7 @@ HELP = {
     "models": "list registered model names",
     "train-auditor": "train the auditor with GRPO, the audit's verdict as the reward",
     "compare-auditors": "failure-search success of auditors (trained, baseline) on a held-out pool",
+    "combine": "several audits of one target (an auditor's checkpoints) as one de-duplicated dataset",
     "write-tasks": "write lmms-eval auditdm_* task YAMLs for an audited dataset",
     "tasks-dir": "print the default lmms-eval --include_path for written tasks",
     "eval": "run a benchmark suite (paper16) through lmms-eval or VLMEvalKit with our adapters",

@@ -5,11 +5,13 @@ so the stages run once however many terms there are:
 
 - ``disagreement``: the audit's verdict reward (binary: a discovered failure earns 1);
 - ``answerability``: the reference ensemble agreed on an answer (the probe is answerable);
-- ``format``: the completion is one non-empty line (a question ends with "?");
+- ``format``: the completion is one non-empty line with no word repeated back to back (a question
+  ends with "?");
 - ``novelty``: 1 / the number of different images in the batch the same text was written for, so that
   a probe written for one image earns more than one written for every image (a blind auditor's
   question): the auditor is paid for looking, and for finding failures in many ways rather than one.
-  Repeating a text within one image's group of samples costs nothing.
+  Repeating a text within one image's group of samples costs nothing. Texts are compared by their set
+  of words, so padding or reordering a probe does not make it a new one.
 
 A completion whose probe could not be made (the renderer could not draw the caption, a model
 raised) earns 0 on every term, and is counted by stage in :attr:`RewardTerms.failures`, which
@@ -90,13 +92,15 @@ class RewardTerms:
         scores = []
         for item, completion in zip(items, completions):
             raw = completion_text(completion).strip()
+            words = normalize_answer(raw).split()
+            fluent = all(a != b for a, b in zip(words, words[1:]))
             one_line = bool(raw) and "\n" not in raw and clean_auditor_text(raw) == raw
-            scores.append(1.0 if one_line and (item.mode != "question" or raw.endswith("?")) else 0.0)
+            scores.append(1.0 if one_line and fluent and (item.mode != "question" or raw.endswith("?")) else 0.0)
         return scores
 
     @staticmethod
     def _novelty(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
-        texts = [normalize_answer(completion_text(c)) for c in completions]
+        texts = [" ".join(sorted(set(normalize_answer(completion_text(c)).split()))) for c in completions]
         images: dict[str, set[str]] = {}
         for item, text in zip(items, texts):
             images.setdefault(text, set()).add(item.source.image_sha)

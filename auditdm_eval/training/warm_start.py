@@ -4,13 +4,18 @@ questions, captions and edit commands, so that GRPO has a policy worth shaping.
 A random tiny VLM neither sees nor writes. The warm start teaches, by supervised training on
 scenes drawn from the world (a pool the held-out pools never use):
 
-1. vision first: "Describe the image." -> the 3x3 grid, cell by cell in a fixed order
-   ("top left: large red circle, top center: nothing, ..."), so that each slot of the answer reads
-   one image token (a 48 px image in 16 px patches: one patch per cell);
+1. vision first: "Describe the image." -> the 3x3 grid, cell by cell in reading order ("top left:
+   large red circle, top center: nothing, ..."), so that each slot of the answer reads one image token
+   (a 48 px image in 16 px patches: one patch per cell) and the features of colour, shape and size form;
+   and "What is in the bottom left?" -> "large red circle" (or "nothing"), which finds the image token
+   by the position's words rather than by counting slots: what answering and asking about "the object
+   in the bottom left" needs;
 2. then writing, with the auditor's own instructions (the paper's p_q, p_c, p_e and the prompt-
    engineering baseline's, equally often): a valid question about the scene (a question type
    uniformly, then a question of that type), a caption of the scene with one small alteration, and
-   an edit command, in the world's language.
+   an edit command, in the world's language; and answering the world's questions (the question as
+   the instruction, the true answer as the text), which binds "the object in the middle left" or
+   "the red circle" to what the image shows there, as the paper's auditor, a capable VLM, can.
 
 Nothing here knows which weakness a target has: the auditor learns to see and to ask, and GRPO
 (:mod:`.grpo`) learns what to ask. The model is built once per settings and cached under
@@ -29,7 +34,7 @@ import shutil
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +45,10 @@ from ..prompts import PROMPT_VARIANTS, AuditorPrompts
 
 logger = logging.getLogger(__name__)
 
-WARM_START_VERSION = 1
+WARM_START_VERSION = 4
 DESCRIBE = "Describe the image."
 GRID = ("top left", "top center", "top right", "middle left", "center", "middle right", "bottom left", "bottom center", "bottom right")
-WRITING_MIX = (("describe", 0.25), ("question", 0.35), ("caption", 0.2), ("edit", 0.2))
+TaskMix = tuple[tuple[str, float], ...]
 COMPLETE = ".complete"
 
 
@@ -54,18 +59,22 @@ class WarmStartSettings:
     hidden_size: int = 96
     layers: int = 2
     vision_hidden_size: int = 64
-    vision_steps: int = 800  # describe only
-    writing_steps: int = 1200  # all tasks
+    vision_steps: int = 1200  # describing and looking up cells
+    writing_steps: int = 1600  # all tasks
     batch_size: int = 32
     learning_rate: float = 2e-3
     vision_learning_rate: float = 5e-3
+    vision_mix: TaskMix = (("describe", 1.0),)
+    writing_mix: TaskMix = (("describe", 0.1), ("lookup", 0.15), ("answer", 0.25), ("question", 0.2), ("caption", 0.15), ("edit", 0.15))
     pool_seed: int = 1000  # the world pool the warm start trains on
     seed: int = 0
+    threads: int | None = field(default=None, compare=False)  # torch threads while training (None: torch's default)
 
     def key(self) -> str:
         from ..world.models import world_code_hash
 
-        return content_key(settings=asdict(self), world=world_code_hash(), version=WARM_START_VERSION)[:12]
+        settings = {k: v for k, v in asdict(self).items() if k != "threads"}
+        return content_key(settings=settings, world=world_code_hash(), version=WARM_START_VERSION)[:12]
 
 
 def vocabulary() -> tuple[str, ...]:
@@ -75,7 +84,7 @@ def vocabulary() -> tuple[str, ...]:
     words = {w for w in WORLD_VOCABULARY if w.isalnum()}
     for variant in PROMPT_VARIANTS.names():
         prompts = PROMPT_VARIANTS.build(variant)
-        for text in (prompts.question, prompts.caption, prompts.edit, DESCRIBE):
+        for text in (prompts.question, prompts.caption, prompts.edit, DESCRIBE, lookup("center")):
             words |= set(re.findall(r"[a-z]+|\d+", text.lower()))
     return tuple(sorted(words))
 
@@ -93,6 +102,10 @@ def _parts(scene) -> dict[str, str]:
 def grid_description(scene) -> str:
     parts = _parts(scene)
     return ", ".join(f"{position}: {parts.get(position, 'nothing')}" for position in GRID)
+
+
+def lookup(position: str) -> str:
+    return f"What is in the {position}?"
 
 
 def position_first_caption(scene) -> str:
@@ -115,14 +128,19 @@ def typed_question(scene, rng: random.Random) -> str | None:
 
 
 def writing_example(scene, rng: random.Random, task: str) -> tuple[str, str] | None:
-    from ..world import edit_scene, edit_space
+    from ..world import answer_question, edit_scene, edit_space
 
     prompts: AuditorPrompts = PROMPT_VARIANTS.build(rng.choice(PROMPT_VARIANTS.names()))
     if task == "describe":
         return DESCRIBE, grid_description(scene)
-    if task == "question":
+    if task == "lookup":
+        position = rng.choice(GRID)
+        return lookup(position), _parts(scene).get(position, "nothing")
+    if task in ("question", "answer"):
         question = typed_question(scene, rng)
-        return (prompts.question, question) if question else None
+        if question is None:
+            return None
+        return (prompts.question, question) if task == "question" else (question, answer_question(question, scene))
     edits = edit_space(scene)
     if not edits:
         return None
@@ -173,7 +191,7 @@ class Batches:
         self.pool_seed = pool_seed
         self.rng = random.Random(seed)
 
-    def make(self, size: int, tasks: tuple[tuple[str, float], ...]) -> dict[str, torch.Tensor]:
+    def make(self, size: int, tasks: TaskMix) -> dict[str, torch.Tensor]:
         from ..world import draw, sample_scene
 
         names, weights = zip(*tasks)
@@ -212,6 +230,8 @@ def supervised_batch(processor, prompts: list[str], fulls: list[str], images: li
 def train(model, processor, settings: WarmStartSettings, progress: bool = True) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
+    if settings.threads:
+        torch.set_num_threads(settings.threads)
     vision = [p for name, p in model.named_parameters() if "vision_tower" in name or "multi_modal_projector" in name]
     others = [p for name, p in model.named_parameters() if not ("vision_tower" in name or "multi_modal_projector" in name)]
     optimizer = torch.optim.AdamW(
@@ -226,7 +246,7 @@ def train(model, processor, settings: WarmStartSettings, progress: bool = True) 
     bar = tqdm(range(total), desc="warm start", unit="step", disable=not progress)
     with torch.enable_grad():
         for step in bar:
-            tasks = (("describe", 1.0),) if step < settings.vision_steps else WRITING_MIX
+            tasks = settings.vision_mix if step < settings.vision_steps else settings.writing_mix
             loss = model(**batches.make(settings.batch_size, tasks)).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -244,7 +264,7 @@ def evaluate(path: Path, scenes: int = 64, pool_seed: int = 777) -> dict[str, fl
     about the scene it sees (and not about another), write captions and commands the world renders."""
     from model_adapters import GenerationRequest, GenerationSettings, TransformersVLM
 
-    from ..world import answer, caption_to_scene, draw, edit_scene, parse_question, sample_scene
+    from ..world import answer, answer_question, caption_to_scene, draw, edit_scene, parse_question, sample_scene
 
     model = TransformersVLM(str(path), batch_size=64)
     pool = [sample_scene(pool_seed, i) for i in range(scenes)]
@@ -261,6 +281,9 @@ def evaluate(path: Path, scenes: int = 64, pool_seed: int = 777) -> dict[str, fl
         for position, thing in _parts(scene).items():
             total += 1
             right += got.get(position) == thing
+    cells = [(image, scene, position) for image, scene in zip(images, pool) for position in GRID]
+    found = model.generate([GenerationRequest((image,), lookup(position), "instruct", GenerationSettings(max_new_tokens=6)) for image, _, position in cells])
+    looked_up = sum(reply.strip() == _parts(scene).get(position, "nothing") for reply, (_, scene, position) in zip(found, cells))
     questions = ask(prompts.question, 20, temperature=1.0)
 
     def valid(question: str, scene) -> bool:
@@ -268,6 +291,9 @@ def evaluate(path: Path, scenes: int = 64, pool_seed: int = 777) -> dict[str, fl
         return query is not None and answer(query, scene) is not None
 
     own = sum(valid(q, scene) for q, scene in zip(questions, pool))
+    asked = [typed_question(scene, random.Random(i)) for i, scene in enumerate(pool)]
+    replies = model.generate([GenerationRequest((image,), q, "instruct", GenerationSettings(max_new_tokens=4)) for image, q in zip(images, asked)])
+    answered = sum(reply.strip() == answer_question(q, scene) for reply, q, scene in zip(replies, asked, pool))
     other = sum(valid(q, scene) for q, scene in zip(questions, pool[1:] + pool[:1]))
     types = Counter(parse_question(q).qtype for q in questions if parse_question(q) is not None)
 
@@ -282,6 +308,8 @@ def evaluate(path: Path, scenes: int = 64, pool_seed: int = 777) -> dict[str, fl
     edits = sum(renders(c, s, True) for c, s in zip(ask(prompts.edit, 20, 1.0), pool))
     return {
         "objects_described_right": round(right / max(total, 1), 3),
+        "cells_looked_up_right": round(looked_up / len(cells), 3),
+        "questions_answered_right": round(answered / scenes, 3),
         "questions_valid_on_their_scene": round(own / scenes, 3),
         "questions_valid_on_another_scene": round(other / scenes, 3),
         "question_types": len(types),

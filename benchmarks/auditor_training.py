@@ -1,0 +1,114 @@
+"""Does a GRPO-trained auditor find planted weaknesses that prompting misses? The figures of issue 8.
+
+For each planted weakness of the world (red/green swapped, left/right mirrored, undercounting from
+three up), with the code users run:
+
+1. ``auditdm train-auditor --config recipes/configs/auditor_world.yaml --target world-target-<weakness>``
+   (the warm-started world auditor, three noisy oracles with 10% independent errors, majority);
+2. ``auditdm compare-auditors`` on a held-out pool (another seed) for the trained auditor, the warm
+   start it began from, and the same model with the prompt-engineering baseline's prompt
+   (``@baseline``), with the question mode's scene-aware and blind ceilings;
+3. the trained auditor again against three oracles whose errors are correlated.
+
+Writes ``benchmarks/results/auditor-training-world.json`` and prints a table: success rate (95% CI),
+its multiple of the baseline's, its share of the scene-aware ceiling, the blind ceiling, distinct
+probes per 100, precision and recall against the ground truth.
+
+    python benchmarks/auditor_training.py --weaknesses redgreen mirror undercount --pool world:300:7
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from auditdm_eval.cli import main as auditdm
+
+INDEPENDENT = "world-oracle-noisy-a,world-oracle-noisy-b,world-oracle-noisy-c"
+CORRELATED = "world-oracle-correlated-a,world-oracle-correlated-b,world-oracle-correlated-c"
+
+
+def compare(auditors: list[str], target: str, references: str, pool: str, out: Path) -> dict:
+    code = auditdm([
+        "compare-auditors", *auditors, "--images", pool, "--target", target, "--ensemble", references,
+        "--agreement", "majority", "--answer-max-new-tokens", "4", "--auditor-max-new-tokens", "24", "--no-cache",
+        "--out", str(out),
+    ])
+    if code:
+        raise SystemExit(f"compare-auditors exited {code}")
+    return json.loads((out / "compare.json").read_text())
+
+
+def summary(auditor: dict, baseline: dict, ceilings: dict | None) -> dict:
+    overall = auditor["overall"]
+    rate = overall["success_rate"]
+    base = baseline["overall"]["success_rate"]
+    return {
+        "success_rate": rate,
+        "success_interval": overall["success_interval"],
+        "times_baseline": rate / base if base else float("inf"),
+        "share_of_scene_aware_ceiling": rate / ceilings["scene_aware"] if ceilings and ceilings["scene_aware"] else None,
+        "distinct_per_100": overall["distinct_per_100"],
+        "answerable_share": overall["answerable_share"],
+        "precision": overall["precision"],
+        "recall": overall["recall"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weaknesses", nargs="+", default=["redgreen", "mirror", "undercount"])
+    parser.add_argument("--pool", default="world:300:7", help="the held-out pool (the recipe trains on world:4000:1)")
+    parser.add_argument("--work", type=Path, default=Path("outputs/auditor-training-benchmark"))
+    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "auditor-training-world.json")
+    parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="more train-auditor flags (after the others)")
+    args = parser.parse_args()
+    results = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "pool": args.pool, "weaknesses": {}}
+    for weakness in args.weaknesses:
+        target = f"world-target-{weakness}"
+        trained = args.work / weakness / "auditor"
+        started = time.perf_counter()
+        if not (trained / "auditor_training.json").exists():
+            code = auditdm([
+                "train-auditor", "--config", "recipes/configs/auditor_world.yaml", "--target", target,
+                "--output_dir", str(trained), "--disable_tqdm", "true", *args.train_args,
+            ])
+            if code:
+                raise SystemExit(f"train-auditor exited {code}")
+        train_seconds = time.perf_counter() - started
+        auditors = [str(trained), "world-auditor", "world-auditor@baseline"]
+        independent = compare(auditors, target, INDEPENDENT, args.pool, args.work / weakness / "independent")
+        correlated = compare([str(trained)], target, CORRELATED, args.pool, args.work / weakness / "correlated")
+        reports = {report["label"]: report for report in independent["auditors"]}
+        baseline = reports["world-auditor@baseline"]
+        ceilings = independent["ceilings"]
+        results["weaknesses"][weakness] = {
+            "train_seconds": round(train_seconds, 1),
+            "ceilings": ceilings,
+            "trained": summary(reports[str(trained)], baseline, ceilings),
+            "warm_start": summary(reports["world-auditor"], baseline, ceilings),
+            "baseline": summary(baseline, baseline, ceilings),
+            "trained_correlated_references": summary(correlated["auditors"][0], baseline, correlated["ceilings"]),
+            "correlated_ceilings": correlated["ceilings"],
+        }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2, default=float))
+    print(f"{'weakness':12s} {'auditor':24s} {'success':>8s} {'x base':>7s} {'ceiling%':>8s} {'blind':>6s} {'distinct':>8s} {'precision':>9s}")
+    for weakness, row in results["weaknesses"].items():
+        blind = row["ceilings"]["blind"] if row["ceilings"] else float("nan")
+        for name in ("trained", "warm_start", "baseline", "trained_correlated_references"):
+            s = row[name]
+            share = s["share_of_scene_aware_ceiling"]
+            print(
+                f"{weakness:12s} {name:24s} {100 * s['success_rate']:7.1f}% {s['times_baseline']:7.1f} "
+                f"{(100 * share if share is not None else float('nan')):7.1f}% {100 * blind:5.1f}% {s['distinct_per_100']:8.0f} "
+                f"{(s['precision'] if s['precision'] is not None else float('nan')):9.3f}"
+            )
+    print(f"written: {args.json}")
+
+
+if __name__ == "__main__":
+    main()
