@@ -5,7 +5,9 @@ rectification, the report, the review page and the Hub card.
   trained on, or counted in failure rates (the others have no trustworthy answer).
 - A model's answer is *correct* when it matches the consensus the audit's way (VQA normalisation,
   then exact match).
-- A row not (yet) given a failure type is labelled :data:`OTHER`, the type no rule claims.
+- A row not (yet) given a failure type is labelled :data:`OTHER`, the type no rule claims. Where an
+  annotator knows a probe's type (the world's ground truth: ``extra.truth.failure_type``), the
+  record is written with it, and it wins over any classifier's guess.
 - The *failure rate* of a model is the share of the audited target's discovered failures that the
   model fails too.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 from .failure_types import OTHER
 from .matching import ExactMatcher
+from .records import known_failure_type  # noqa: F401 (part of the view)
 
 ANSWERABLE_COLUMNS = ("ensemble_agrees", "consensus_answer")
 _MATCHER = ExactMatcher()

@@ -216,7 +216,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "references": ["world-oracle-noisy-a", "world-oracle-noisy-b", "world-oracle-noisy-c"],
         "agreement_rule": "majority",
         "auditor": "world-auditor",
-        "images": "world:24",
+        "images": "world:48",
+        "probes_per_image": 2,
         "modes": ["question", "regenerate", "edit"],
         "regenerate_renderer": "world",
         "regenerate_model": "world",
@@ -236,14 +237,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "edit_model": "flux.1-kontext-dev",
     },
 }
-DEFAULT_PRESET = "tiny"
+DEFAULT_PRESET = "world"
 
 TINY_NOTICE = (
-    "No models given: running the embedded default on TINY RANDOM models in model-comparison mode "
+    "Running the tiny preset on TINY RANDOM models in model-comparison mode "
     "(tiny-paligemma2 as target, tiny-gemma3-seed1 as the reference, tiny-gemma3 as auditor, tiny Flux "
     "renderers) over real photos from scikit-image. Their answers are random text: this shows the pipeline "
     "and the dataset it writes, not real failures. For a real audit pass e.g. "
     "--target paligemma2-3b-448 --ensemble gemma3-27b,qwen2.5-vl-7b --auditor gemma3-4b --images <dir|hf:dataset> "
     "(Hub ids or local paths work too), or --preset paper-paligemma2."
 )
-PRESET_NOTICES: dict[str, str] = {"tiny": TINY_NOTICE}
+WORLD_NOTICE = (
+    "No models given: running the embedded default, the planted-weakness world. The target "
+    "world-target-redgreen sees red and green swapped; three noisy oracles (10% random errors each, "
+    "majority) are the reference ensemble; the world-auditor, a tiny Gemma3 warm-started on the world (built "
+    "once under $AUDITDM_HOME, minutes on a CPU), writes two probes per scene and mode for 48 scenes. Every record holds the ground truth, so "
+    "the failures found are real failures of the target. Other weaknesses: --target world-target-mirror, "
+    "world-target-undercount or world-target:<module>:<function> (your own). The transformers path on tiny "
+    "random models: --preset tiny. A real audit: --target paligemma2-3b-448 --ensemble gemma3-27b,qwen2.5-vl-7b "
+    "--auditor gemma3-4b --images <dir|hf:dataset>, or --preset paper-paligemma2."
+)
+PRESET_NOTICES: dict[str, str] = {"tiny": TINY_NOTICE, "world": WORLD_NOTICE}

@@ -16,6 +16,7 @@ import io
 import json
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from collections.abc import Mapping
 from typing import Any
 
 import datasets
@@ -225,7 +226,7 @@ class AuditRecord:
             "target_matches_consensus": v.target_matches_consensus,
             "is_failure": v.is_failure,
             "reward": float(v.reward),
-            "failure_type": v.failure_type,
+            "failure_type": v.failure_type or known_failure_type(extra),
             "extra": json.dumps(extra, sort_keys=True) if extra else None,
         }
 
@@ -326,3 +327,10 @@ def _open(cell: Any) -> Image.Image:
     with Image.open(io.BytesIO(data)) as opened:
         opened.load()
         return opened.copy()
+
+
+def known_failure_type(extra: str | Mapping[str, Any] | None) -> str | None:
+    """The failure type an annotator stated for a probe (its ground truth's), None where none did."""
+    facts = json.loads(extra) if isinstance(extra, str) else (extra or {})
+    truth = facts.get("truth") if isinstance(facts, Mapping) else None
+    return truth.get("failure_type") if isinstance(truth, Mapping) else None

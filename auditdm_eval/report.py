@@ -15,7 +15,7 @@ from pathlib import Path
 import datasets
 import pandas as pd
 
-from .audited import ANSWERABLE_COLUMNS, is_answerable, type_label
+from .audited import ANSWERABLE_COLUMNS, is_answerable, known_failure_type, type_label
 from .failure_types import EmbeddingTypeClassifier, classify_all
 from .records import FEATURES
 from .store import AuditStore, load_audit
@@ -25,7 +25,13 @@ REVIEW_LABELS = ("target failure", "ambiguous", "unanswerable")
 
 def probe_types(dataset: datasets.Dataset, fallback: EmbeddingTypeClassifier | None = None) -> list[str]:
     consensus = [[a] if a else [] for a in dataset["consensus_answer"]]
-    return classify_all(dataset["question"], consensus, fallback)
+    questions = dataset["question"]
+    known = [known_failure_type(extra) for extra in dataset["extra"]]
+    unknown = [i for i, t in enumerate(known) if t is None]
+    guessed = classify_all([questions[i] for i in unknown], [consensus[i] for i in unknown], fallback) if unknown else []
+    for i, t in zip(unknown, guessed):
+        known[i] = t
+    return known
 
 
 def write_types(out_dir: str | Path, fallback: EmbeddingTypeClassifier | None = None) -> int:
@@ -49,6 +55,16 @@ def failure_rates(dataset: datasets.Dataset, types: list[str] | None = None) -> 
     grouped = frame.groupby("type").agg(probes=("is_failure", "size"), failures=("is_failure", "sum"))
     grouped["failure_rate"] = grouped["failures"] / grouped["probes"]
     return grouped.sort_values(["failure_rate", "failures"], ascending=False)
+
+
+def confusions(dataset: datasets.Dataset, top: int = 10) -> pd.DataFrame:
+    """The most frequent (consensus answer -> target answer) pairs among the failures: what the target
+    says instead of what it should (a swapped colour shows as ``red -> green``)."""
+    frame = dataset.select_columns(["is_failure", "consensus_answer", "target_answer"]).to_pandas()
+    frame = frame[frame["is_failure"]]
+    counts = Counter(zip(frame["consensus_answer"].str.strip().str.lower(), frame["target_answer"].str.strip().str.lower()))
+    rows = [{"expected": e, "target said": t, "failures": n} for (e, t), n in counts.most_common(top)]
+    return pd.DataFrame(rows, columns=["expected", "target said", "failures"])
 
 
 def normalized_comparison(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFrame:
@@ -122,9 +138,10 @@ def review_table(labels: dict[str, str]) -> pd.DataFrame:
 
 @dataclass
 class Report:
-    markdown: Path
+    markdown: Path  # and failure_rates.json beside it
     plots: list[Path]
     rates: pd.DataFrame
+    confusions: pd.DataFrame
     comparison: pd.DataFrame | None
     review: pd.DataFrame | None
 
@@ -137,9 +154,16 @@ def make_report(dataset_dir: str | Path, out: str | Path, compare: str | Path | 
     target = json.loads((Path(dataset_dir) / "manifest.json").read_text())["identity"]["target"]
     rates = failure_rates(audit, probe_types(audit, classifier))
     plots = [plot_rates(rates, f"failure rate per type: {target}", out / "failure_rates.png")]
+    (out / "failure_rates.json").write_text(json.dumps(
+        {t: {"probes": int(r.probes), "failures": int(r.failures), "failure_rate": float(r.failure_rate)} for t, r in rates.iterrows()}, indent=2
+    ))
     lines = [f"# AuditDM report: {target}", "", f"{int(rates['probes'].sum())} answerable probes, {int(rates['failures'].sum())} failures.", ""]
     lines += ["| failure type | probes | failures | failure rate |", "|---|---|---|---|"]
     lines += [f"| {t} | {int(r.probes)} | {int(r.failures)} | {100 * r.failure_rate:.1f}% |" for t, r in rates.iterrows()]
+    confused = confusions(audit)
+    if len(confused):
+        lines += ["", "## What the target said instead (most frequent among the failures)", "", "| expected | target said | failures |", "|---|---|---|"]
+        lines += [f"| {r['expected']} | {r['target said']} | {r['failures']} |" for _, r in confused.iterrows()]
     comparison = None
     if compare is not None:
         other_audit = load_audit(compare)
@@ -157,4 +181,4 @@ def make_report(dataset_dir: str | Path, out: str | Path, compare: str | Path | 
     lines += ["", *[f"![{p.stem}]({p.name})" for p in plots], ""]
     markdown = out / "report.md"
     markdown.write_text("\n".join(lines))
-    return Report(markdown, plots, rates, comparison, review)
+    return Report(markdown, plots, rates, confused, comparison, review)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Regenerate the project's own tasks and leaderboard: audit (embedded default) -> tasks/ -> both
-# harnesses on every audit in tasks/ -> tables. Real harness runs on tiny random models; offline;
-# a few minutes on 2 cores. Settings: config.yaml.
+# Regenerate the project's own tasks and leaderboard: audits (the embedded default, the planted-weakness
+# world; and the tiny preset) -> tasks/ -> both harnesses on the tiny preset's audit -> tables. Real
+# harness runs on tiny random models; offline; a few minutes on 2 cores. Settings: config.yaml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.venv/bin}
@@ -9,12 +9,15 @@ cfg() { "$BIN/python" -c "import yaml,sys; v=yaml.safe_load(open('leaderboard/co
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1
 work=$(mktemp -d); export LMUData="$work/LMUData"; mkdir -p "$LMUData"
 rm -rf leaderboard/runs leaderboard/output
-"$BIN/auditdm" audit --out "$work/audit" --no-progress
-"$BIN/auditdm" write-tasks "$work/audit" --tasks-dir tasks   # named after the audit; rewrites its folder
+"$BIN/auditdm" audit --out "$work/world" --no-progress
+"$BIN/auditdm" write-tasks "$work/world" --tasks-dir tasks   # named after the audit; rewrites its folder
+"$BIN/auditdm" audit --preset tiny --out "$work/audit" --no-progress
+"$BIN/auditdm" write-tasks "$work/audit" --tasks-dir tasks
+name=$("$BIN/python" -c "from auditdm_eval.harness.identity import identify; print(identify('$work/audit').name)")
 for model in $(cfg models); do
-  "$BIN/lmms-eval" --model auditdm --model_args "pretrained=$model" --tasks "auditdm_*" --include_path tasks \
+  "$BIN/lmms-eval" --model auditdm --model_args "pretrained=$model" --tasks "auditdm_$name" --include_path tasks \
     --output_path leaderboard/runs/lmms-eval
-  "$BIN/auditdm-vlmeval" --model "$model" --data tasks/*/ --work-dir leaderboard/runs/vlmeval
+  "$BIN/auditdm-vlmeval" --model "$model" --data "tasks/$name/" --work-dir leaderboard/runs/vlmeval
 done
 rm -rf leaderboard/runs/vlmeval/logs leaderboard/runs/vlmeval/*/T2*
 "$BIN/auditdm" leaderboard $(cfg results) --out "$(cfg output)" --base "$(cfg base)" --title "$(cfg title)"

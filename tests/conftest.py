@@ -46,6 +46,19 @@ def tiny_paths(auditdm_home) -> dict[str, Path]:
     return paths
 
 
+@pytest.fixture(scope="session")
+def world_auditor(auditdm_home) -> Path:
+    """The warm-started world auditor users get (built once per session, a few minutes on 2 cores)."""
+    import json
+
+    from model_adapters import resolve
+
+    path = Path(resolve("world-auditor")[0])
+    report = json.loads((path / "warm_start.json").read_text())["validation"]
+    assert report["captions_rendered"] > 0.8 and report["objects_described_right"] > 0.7, report
+    return path
+
+
 def photo(seed: int, size=(64, 48)) -> Image.Image:
     """A smooth random picture (gradients plus blobs), distinct per seed."""
     rng = np.random.default_rng(seed)

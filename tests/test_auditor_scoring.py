@@ -175,3 +175,23 @@ def test_every_auditor_recipe_loads_through_the_training_parser():
     assert lora.model.use_peft and lora.grpo.per_device_train_batch_size * lora.grpo.gradient_accumulation_steps == 256
     world = parse(["--config", str(configs / "auditor_world.yaml"), "--max_steps", "7"])
     assert world.grpo.max_steps == 7 and world.config.images.startswith("world:")
+
+
+def test_the_report_names_a_planted_weakness_by_the_records_own_types(auditdm_home, tmp_path):
+    """World records carry the failure type their ground truth knows; the report's table of what the
+    target said instead shows the swap itself."""
+    from auditdm_eval.report import make_report
+    from auditdm_eval.runner import run_audit
+    from auditdm_eval.store import load_audit
+
+    result = run_audit(AuditConfig(
+        target="world-target-redgreen", auditor="sighted-auditor", modes=["question"], annotator="world",
+        out=str(tmp_path / "a"), **WORLD,
+    ))
+    rows = list(load_audit(result.out).remove_columns(["image", "source_image"]))
+    assert all(row["failure_type"] == json.loads(row["extra"])["truth"]["failure_type"] for row in rows)
+    report = make_report(result.out, tmp_path / "report")
+    assert report.rates.index[0] == "color recognition", report.rates
+    top = report.confusions.iloc[0]
+    assert {top["expected"], top["target said"]} == {"red", "green"}, report.confusions
+    assert "| red | green |" in report.markdown.read_text() or "| green | red |" in report.markdown.read_text()

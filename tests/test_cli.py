@@ -22,15 +22,28 @@ def run_cli(args, home, **kwargs):
 
 
 @pytest.mark.slow
-def test_embedded_default_runs_all_three_modes(tiny_paths, auditdm_home, tmp_path):
+def test_embedded_default_finds_the_planted_weakness_in_all_three_modes(world_auditor, auditdm_home, tmp_path):
+    """No arguments: the planted-weakness world. The failures found are real (the ground truth in each
+    record says the target answered wrongly), and the failure-type report names the weakness."""
     out = tmp_path / "out"
-    done = run_cli(["audit", "--out", str(out), "--limit", "2", "--no-progress"], auditdm_home)
+    done = run_cli(["audit", "--out", str(out), "--no-progress"], auditdm_home)
     assert done.returncode == 0, done.stderr
-    assert "TINY RANDOM" in done.stderr and "--target" in done.stderr, "says the models are random and what to pass"
+    assert "planted-weakness world" in done.stderr and "--preset tiny" in done.stderr, "says what runs and what else to pass"
     dataset = datasets.load_dataset("parquet", data_dir=str(out / "data"), split="test")
     assert dataset.features == FEATURES
     assert sorted(set(dataset["mode"])) == ["edit", "question", "regenerate"]
-    assert dataset.num_rows + json.loads((out / "summary.json").read_text())["issues"] == 6
+    failures = dataset.filter(lambda row: row["is_failure"])
+    assert failures.num_rows >= 5, "the warm-started auditor finds some of the swapped colours"
+    genuine = [json.loads(row["extra"])["truth"]["answer"] not in (None, row["target_answer"]) for row in failures]
+    assert sum(genuine) / len(genuine) >= 0.8, "what it flags are real failures of the target"
+    about_red_green = [any(c in f"{row['question']} {row['consensus_answer']} {row['target_answer']}" for c in ("red", "green")) for row in failures]
+    assert sum(about_red_green) / len(about_red_green) >= 0.8, "the failures are the planted weakness"
+    report = run_cli(["report", str(out)], auditdm_home)
+    assert report.returncode == 0, report.stderr
+    rates = json.loads((out / "report" / "failure_rates.json").read_text())
+    top_two = sorted(rates, key=lambda t: -rates[t]["failures"])[:2]
+    assert {"color recognition", "counting"} & set(top_two), rates
+    assert "What the target said instead" in report.stdout
 
 
 @pytest.mark.slow

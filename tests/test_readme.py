@@ -30,7 +30,7 @@ def test_readme_opens_with_install_run_and_test_commands():
 
 
 @pytest.mark.slow
-def test_readme_harness_commands_work_as_written(tiny_paths, auditdm_home, tmp_path):
+def test_readme_harness_commands_work_as_written(world_auditor, auditdm_home, tmp_path):
     """In a fresh clone: the README's audit, then its harness commands as written. Every probe is
     scored once by each harness; the names come from what the audit wrote."""
     pytest.importorskip("lmms_eval")
@@ -45,7 +45,7 @@ def test_readme_harness_commands_work_as_written(tiny_paths, auditdm_home, tmp_p
     env = {**os.environ, "AUDITDM_HOME": str(auditdm_home), "LMUData": str(tmp_path / "LMUData"),
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": f"{clone / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     (tmp_path / "LMUData").mkdir()
-    audit = commands(bash_blocks()[0])[0].split("&&")[-1].strip()  # the run part of command 1
+    audit = " && ".join(part.strip() for part in commands(bash_blocks()[0])[0].split("&&") if "auditdm " in part)  # command 1's run
     harness_block = next(block for block in bash_blocks() if "write-tasks" in block)
     leaderboard = next(c for block in bash_blocks() for c in commands(block) if c.startswith("auditdm leaderboard"))
     for command in [audit, *commands(harness_block), leaderboard.split("#")[0]]:

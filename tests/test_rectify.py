@@ -349,16 +349,24 @@ def test_refinement_iterations_audit_the_fine_tuned_model(tiny_paths, auditdm_ho
         "use_peft: true\nselection: answerable\ngenerated_per_original: null\n"
         "global_batch_size: 2\nper_device_train_batch_size: 2\nlearning_rate: 1.0e-3\noutput_dir: ignored/by/the/loop\n"
     )
+    (tmp_path / "auditor.yaml").write_text(  # one GRPO step per iteration, the loop's references
+        "modes: [question]\nmax_steps: 1\nper_device_train_batch_size: 2\nnum_generations: 2\nmax_completion_length: 6\n"
+        "answer_max_new_tokens: 3\nsave_strategy: 'no'\nlogging_steps: 1\nreport_to: []\ndisable_tqdm: true\n"
+    )
     done = subprocess.run(
         [sys.executable, str(ROOT / "recipes" / "iterate.py"), "--target", "tiny-gemma3", "--ensemble", "tiny-gemma3-seed1",
          "--auditor", "tiny-gemma3", "--images", "skimage:astronaut,chelsea", "--recipe", str(tmp_path / "recipe.yaml"),
          "--iterations", "2", "--workdir", str(tmp_path / "it"), "--max_steps", "1", "--answer-max-new-tokens", "3",
-         "--auditor-max-new-tokens", "8", "--no-progress"],
+         "--auditor-max-new-tokens", "8", "--no-progress", "--auditor_recipe", str(tmp_path / "auditor.yaml")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     second = load_audit(tmp_path / "it" / "iter2" / "audit")
     assert set(second["target_model"]) == {str(tmp_path / "it" / "iter1" / "model")}, "iteration 2 audits the fine-tuned model"
+    trained = json.loads((tmp_path / "it" / "iter2" / "auditor" / "auditor_training.json").read_text())
+    assert trained["audit"]["target"] == str(tmp_path / "it" / "iter1" / "model"), "the auditor is trained on the latest target"
+    assert trained["audit"]["auditor"] == str(tmp_path / "it" / "iter1" / "auditor"), "starting from the last iteration's auditor"
+    assert set(second["auditor_id"]) == {str(tmp_path / "it" / "iter2" / "auditor")}, "and the audit writes with it"
     assert (tmp_path / "it" / "iter1" / "model" / "adapter_config.json").exists()
     assert (tmp_path / "it" / "iter2" / "model" / "config.json").exists(), "LoRA over a LoRA checkpoint is saved merged"
     assert not (tmp_path / "ignored").exists()

@@ -10,8 +10,13 @@ and the loop's (--iterations, --workdir). A field both sides have is one flag se
 Each iteration writes <workdir>/iter<k>/audit and <workdir>/iter<k>/model: passing --out, --audited
 or --output_dir is an error here, and a recipe file's output_dir is ignored. The first target is --target,
 or the recipe's model_name_or_path when --target is not given. A rerun skips finished audits (they
-resume) and finished fine-tunes (a saved model is reused). Training the auditor itself (GRPO) on each
-new target comes with the auditor-training work; until then the same auditor is used in every iteration.
+resume) and finished fine-tunes (a saved model is reused).
+
+With --auditor_recipe <train-auditor config> (recipes/configs/auditor_*.yaml), each iteration first
+trains the auditor with GRPO against that iteration's target (<workdir>/iter<k>/auditor, starting
+from the previous iteration's auditor, with the loop's references and agreement rule; the rest from
+the config), then audits with it: supplement A.4's train the auditor -> audit -> fine-tune. Without
+it the same auditor serves every iteration. A trained auditor on disk is reused on a rerun.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ PER_ITERATION = ("out", "audited", "output_dir")  # set by the loop from --workd
 class IterateArguments:
     iterations: int = option(2, "refinement iterations (audit, fine-tune; the next iteration audits the fine-tuned model)")
     workdir: str = option("outputs/iterate", "where iteration k writes iter<k>/audit and iter<k>/model")
+    auditor_recipe: str | None = option(
+        None, "a train-auditor config (recipes/configs/auditor_*.yaml): train the auditor with GRPO against each "
+        "iteration's target (iter<k>/auditor) before auditing it; none: the same auditor every iteration"
+    )
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -102,21 +111,41 @@ def parse(argv: list[str]) -> tuple[AuditConfig, Any, IterateArguments, Recipe]:
     return audit, engine, loop, recipe
 
 
-def iterate(base: AuditConfig, recipe: Recipe, workdir: Path, iterations: int, engine: Any = None) -> list[dict]:
+def train_auditor_against(target: str, auditor: str, base: AuditConfig, auditor_recipe: str, out: Path) -> str:
+    """The auditor trained with GRPO against ``target`` into ``out`` (reused when already there)."""
+    from ..training.grpo import parse as parse_training
+    from ..training.grpo import train_auditor
+
+    if not (out / "auditor_training.json").exists():
+        values = {
+            "target": target, "auditor": auditor, "references": base.references, "agreement_rule": base.agreement_rule,
+            "output_dir": str(out),
+        }
+        if not read_yaml(auditor_recipe).get("images"):
+            values["images"] = base.images
+        train_auditor(parse_training(["--config", auditor_recipe], values))
+    return str(out)
+
+
+def iterate(
+    base: AuditConfig, recipe: Recipe, workdir: Path, iterations: int, engine: Any = None, auditor_recipe: str | None = None,
+) -> list[dict]:
     engine_name, engine_arguments = (engine.engine, engine.arguments()) if engine is not None else ("local", {})
     history = []
-    current = base.target
+    current, auditor = base.target, base.auditor
     for k in range(1, iterations + 1):
         step = Path(workdir) / f"iter{k}"
-        audit = run_audit(replace(base, target=current, out=str(step / "audit")), engine_name, engine_arguments)
+        if auditor_recipe:
+            auditor = train_auditor_against(current, auditor, base, auditor_recipe, step / "auditor")
+        audit = run_audit(replace(base, target=current, auditor=auditor, out=str(step / "audit")), engine_name, engine_arguments)
         model_dir = step / "model"
         if not (model_dir / "recipe.yaml").exists():
             run_recipe(recipe.with_values(
                 f"iteration {k}", model_name_or_path=current, audited=[str(step / "audit")], output_dir=str(model_dir),
             ))
         history.append({
-            "iteration": k, "target": current, "failures": audit.summary["failures"], "probes": audit.summary["probes"],
-            "model": str(model_dir),
+            "iteration": k, "target": current, "auditor": auditor, "failures": audit.summary["failures"],
+            "probes": audit.summary["probes"], "model": str(model_dir),
         })
         current = str(model_dir)
     return history
@@ -125,8 +154,11 @@ def iterate(base: AuditConfig, recipe: Recipe, workdir: Path, iterations: int, e
 def _main(argv: list[str]) -> int:
     audit, engine, loop, recipe = parse(argv)
     audit.check_ready()
-    for row in iterate(audit, recipe, Path(loop.workdir), loop.iterations, engine):
-        print(f"iteration {row['iteration']}: {row['failures']}/{row['probes']} failures of {row['target']} -> {row['model']}")
+    for row in iterate(audit, recipe, Path(loop.workdir), loop.iterations, engine, loop.auditor_recipe):
+        print(
+            f"iteration {row['iteration']}: {row['failures']}/{row['probes']} failures of {row['target']} "
+            f"(auditor {row['auditor']}) -> {row['model']}"
+        )
     return 0
 
 

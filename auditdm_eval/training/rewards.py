@@ -118,6 +118,9 @@ def failure_logger(terms: RewardTerms):
     class FailureLogger(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs is not None and ("loss" in logs or any(key.startswith("rewards/") for key in logs)):
-                logs.update(terms.take_counts())
+                counts = terms.take_counts()
+                logs.update(counts)  # what the console and report_to integrations show
+                if state.log_history:  # the Trainer recorded a copy of logs before calling us
+                    state.log_history[-1].update(counts)
 
     return FailureLogger()

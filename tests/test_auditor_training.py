@@ -1,0 +1,72 @@
+"""Training the auditor with GRPO on the planted-weakness world, with the warm-started world auditor
+users get (built once per test session under AUDITDM_HOME, a few minutes on 2 cores)."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from auditdm_eval.cli import main as auditdm
+from auditdm_eval.compare import compare_auditors
+from auditdm_eval.config import AuditConfig
+from auditdm_eval.training.grpo import checkpoints, parse, train_auditor
+
+RECIPE = str(Path(__file__).resolve().parents[1] / "recipes" / "configs" / "auditor_world.yaml")
+NOISY = ["world-oracle-noisy-a", "world-oracle-noisy-b", "world-oracle-noisy-c"]
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(next(path.glob("*.safetensors"))))
+
+
+def test_a_few_steps_in_all_three_modes_train_log_every_term_and_reload(world_auditor, tmp_path):
+    out = tmp_path / "auditor"
+    run = parse([
+        "--config", RECIPE, "--auditor", str(world_auditor), "--modes", "question", "regenerate", "edit",
+        "--images", "world:24:3", "--max_steps", "3", "--save_steps", "2", "--per_device_train_batch_size", "16",
+        "--num_generations", "4", "--logging_steps", "1", "--output_dir", str(out), "--disable_tqdm", "true",
+    ])
+    trained = train_auditor(run)
+    assert trained.steps == 3
+    before, after = weights(world_auditor), weights(out)
+    assert any(not torch.equal(before[name], after[name]) for name in before), "GRPO steps change the auditor's weights"
+    logged = set().union(*(entry.keys() for entry in trained.log_history))
+    for term in ("disagreement", "answerability", "format", "novelty"):
+        assert f"rewards/{term}/mean" in logged, f"the {term} term is logged under its own name"
+    assert "audit/failed/total" in logged and "audit/answerable_share" in logged
+    assert [p.name for p in checkpoints(out)] == ["checkpoint-2", "checkpoint-3"]
+    record = json.loads((out / "auditor_training.json").read_text())
+    assert record["audit"]["modes"] == ["question", "regenerate", "edit"]
+    # a checkpoint loads through model_adapters and audits like any model
+    code = auditdm([
+        "audit", "--target", "world-target-mirror", "--ensemble", ",".join(NOISY), "--agreement", "majority",
+        "--auditor", str(checkpoints(out)[0]), "--images", "world:4:9", "--mode", "question,regenerate,edit",
+        "--regenerate-renderer", "world", "--edit-renderer", "world", "--annotator", "world", "--no-cache",
+        "--auditor-max-new-tokens", "48", "--out", str(tmp_path / "audit"), "--no-progress",
+    ])
+    assert code == 0
+    assert json.loads((tmp_path / "audit" / "summary.json").read_text())["probes"] > 0
+
+
+def test_training_against_a_planted_weakness_beats_the_baseline_and_a_sound_target_shows_nothing(world_auditor, tmp_path):
+    """The trained auditor finds the mirrored target's failures far more often than the prompted
+    baseline on held-out scenes, every failure it flags is genuine, and the same auditor finds no
+    genuine failure of a target without weakness."""
+    out = tmp_path / "mirror"
+    train_auditor(parse([
+        "--config", RECIPE, "--auditor", str(world_auditor), "--target", "world-target-mirror", "--max_steps", "120",
+        "--output_dir", str(out), "--disable_tqdm", "true", "--save_strategy", "no",
+    ]))
+    held_out = AuditConfig(
+        target="world-target-mirror", references=NOISY, agreement_rule="majority", auditor=str(out), images="world:80:7",
+        modes=["question"], answer_max_new_tokens=4, auditor_max_new_tokens=24, no_cache=True, progress=False,
+    )
+    comparison = compare_auditors([str(out), f"{world_auditor}@baseline"], held_out, tmp_path / "compare")
+    trained, baseline = (report.overall for report in comparison.reports)
+    assert trained.success_rate > 3 * max(baseline.success_rate, 0.05), (trained, baseline)
+    assert trained.precision >= 0.9
+    sound = compare_auditors([str(out)], held_out.with_overrides(target="world-target-none"), tmp_path / "sound")
+    assert sound.reports[0].overall.genuine_failures == 0
+    assert sound.reports[0].overall.success_rate < 0.05, "noisy references alone rarely fake a failure"
