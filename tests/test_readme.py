@@ -77,4 +77,4 @@ def test_readme_harness_commands_work_as_written(world_auditor, auditdm_home, tm
     board = (clone / "board" / "leaderboard.md").read_text()
     header = next(line for line in board.splitlines() if line.startswith("| model |"))
     assert f"AuditDM {identity.name} [lmms-eval] |" in header and f"AuditDM {identity.name} [vlmeval] |" in header
-    assert header.count("AuditDM ") == 4, header
+    assert header.count(f"AuditDM {identity.name}") == 4, header
