@@ -261,7 +261,8 @@ def test_lmms_eval_plugins_variable_runs_and_points_at_the_tasks(tasks, auditdm_
 @pytest.mark.slow
 def test_shipped_tasks_run_from_a_fresh_clone(clone, auditdm_home, tmp_path):
     """``lmms-eval --tasks "auditdm_*" --include_path tasks`` in a fresh clone: every shipped
-    audit, each probe once; the model the audit's consensus came from agrees with all of it."""
+    audit, each probe once; a reference model scores exactly what its stored answers say (all of it
+    where it alone is the consensus; a noisy ensemble member, the share where it sided with the majority)."""
     folders = [p for p in (clone / "tasks").iterdir() if p.is_dir()]
     assert folders
     for folder in folders:
@@ -270,9 +271,11 @@ def test_shipped_tasks_run_from_a_fresh_clone(clone, auditdm_home, tmp_path):
         done, run = run_lmms_eval(["--model", "auditdm", "--model_args", f"pretrained={reference}", "--tasks", f"auditdm_{folder.name}",
                                    "--include_path", "tasks"], out, lmms_env(auditdm_home), clone)
         assert run is not None, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        probes = [r["probe_id"] for r in rows_of(folder)]
-        assert sorted(s["probe_id"] for s in logged(out, clone / "tasks")) == sorted(probes)
-        assert run["results"][f"auditdm_{folder.name}"]["accuracy,none"] == 1.0
+        rows = rows_of(folder)
+        assert sorted(s["probe_id"] for s in logged(out, clone / "tasks")) == sorted(r["probe_id"] for r in rows)
+        stored = sum(audited_view.is_correct(r["reference_answers"][0], r["consensus_answer"]) for r in rows) / len(rows)
+        assert run["results"][f"auditdm_{folder.name}"]["accuracy,none"] == pytest.approx(stored)
+        assert stored > 0.85
 
 
 @pytest.mark.slow
