@@ -14,9 +14,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from collections.abc import Mapping
 from typing import Any
 
 import datasets

@@ -4,7 +4,6 @@ users get (built once per test session under AUDITDM_HOME, a few minutes on 2 co
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from safetensors.torch import load_file
 

@@ -29,8 +29,8 @@ from typing import Any
 
 from ..config import PRESETS, AuditConfig, option
 from ..errors import ConfigError
-from ..runner import run_audit
 from ..parsing import COMMAND_LINE, build, read_yaml
+from ..runner import run_audit
 from .recipe import MODEL_HELP, RECIPE_DEFAULTS, RENAMED, Recipe, recipe_groups, recipe_types
 from .train import report_errors, run_recipe
 
