@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from model_adapters import GenerationRequest, VisionLanguageModel
 from model_adapters.protocol import single_samples
 
 from .cache import AnswerCache, answer_key
 from .isolation import call_isolating_failures
-from .resources import LazyModel, Stopwatch
+from .resources import LazyModel, Resources, Stopwatch
 
 
 @dataclass
@@ -70,3 +71,27 @@ class CachedGenerator:
         generated = {key: text for (key, _), (text, error) in zip(items, outcomes) if error is None}
         errors = {key: error for (key, _), (_, error) in zip(items, outcomes) if error is not None}
         return generated, errors
+
+
+class ModelStage:
+    """The base of a stage around one model (``spec.model``, ``spec.cache``): its
+    :class:`CachedGenerator` is built on first use, so a reward whose policy writes every text never
+    loads the auditor, and a warm run that the cache answers never loads a model."""
+
+    def __init__(self, spec: Any, resources: Resources):
+        self.spec = spec
+        self.name = spec.name
+        self._resources = resources
+        self._generator: CachedGenerator | None = None
+
+    @property
+    def generator(self) -> CachedGenerator:
+        if self._generator is None:
+            resources, spec = self._resources, self.spec
+            self._generator = CachedGenerator(
+                resources.lazy_model(spec.model, spec.cache), resources.answer_cache(spec.cache), resources.clock
+            )
+        return self._generator
+
+    def prepare(self) -> None:
+        self.generator  # noqa: B018 - builds it: loads the model unless the cache knows it

@@ -16,6 +16,7 @@ import string
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -340,19 +341,18 @@ TINY_BUILDERS: dict[str, Callable[[str | Path, int], Path]] = {
 }
 
 
-def ensure_tiny(name: str, root: str | Path, seed: int = 0) -> Path:
-    """Build ``name`` into ``root/{name}-seed{seed}`` once; later calls return the finished directory."""
-    if name not in TINY_BUILDERS:
-        raise KeyError(f"no tiny builder {name!r}; choose one of: {', '.join(TINY_BUILDERS)}")
-    target = Path(root) / f"{name}-seed{seed}"
+def build_once(target: Path, build: Callable[[Path], Any], built_by: str) -> Path:
+    """``build(staging)`` into a temporary folder beside ``target``, then move it into place, once:
+    later calls (and concurrent processes racing the same build) return the finished directory,
+    and a folder left by a build that never finished is rebuilt."""
     if (target / COMPLETE).exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        TINY_BUILDERS[name](staging, seed)
-        (staging / COMPLETE).write_text("built by model_adapters.tiny\n")
-        if target.exists() and not (target / COMPLETE).exists():  # left by a build that never finished
+        build(staging)
+        (staging / COMPLETE).write_text(f"built by {built_by}\n")
+        if target.exists() and not (target / COMPLETE).exists():
             shutil.rmtree(target, ignore_errors=True)
         try:
             os.replace(staging, target)
@@ -362,3 +362,10 @@ def ensure_tiny(name: str, root: str | Path, seed: int = 0) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def ensure_tiny(name: str, root: str | Path, seed: int = 0) -> Path:
+    """Build ``name`` into ``root/{name}-seed{seed}`` once; later calls return the finished directory."""
+    if name not in TINY_BUILDERS:
+        raise KeyError(f"no tiny builder {name!r}; choose one of: {', '.join(TINY_BUILDERS)}")
+    return build_once(Path(root) / f"{name}-seed{seed}", lambda staging: TINY_BUILDERS[name](staging, seed), "model_adapters.tiny")

@@ -7,7 +7,7 @@ from typing import Any
 
 from model_adapters import GREEDY, GenerationRequest, GenerationSettings
 
-from ..answering import CachedGenerator
+from ..answering import ModelStage
 from ..matching import normalize_answer
 from ..records import Answer, WorkItem
 from ..registry import part
@@ -38,24 +38,8 @@ class AnswerSpec:
         return part(self.model.name, role=self.role, **self.settings.key())
 
 
-class AnswerStage:
-    def __init__(self, spec: AnswerSpec, resources: Resources):
-        self.spec = spec
-        self.name = spec.name
-        self._resources = resources
-        self._generator: CachedGenerator | None = None
-
-    @property
-    def generator(self) -> CachedGenerator:
-        if self._generator is None:
-            resources, spec = self._resources, self.spec
-            self._generator = CachedGenerator(
-                resources.lazy_model(spec.model, spec.cache), resources.answer_cache(spec.cache), resources.clock
-            )
-        return self._generator
-
-    def prepare(self) -> None:
-        self.generator  # noqa: B018 - builds it: loads the model unless the cache knows it
+class AnswerStage(ModelStage):
+    spec: AnswerSpec
 
     def __call__(self, batch: list[WorkItem]) -> list[WorkItem]:
         batch = list(batch)

@@ -9,7 +9,7 @@ from typing import Any
 
 from model_adapters import GREEDY, GenerationRequest, GenerationSettings
 
-from ..answering import CachedGenerator
+from ..answering import ModelStage
 from ..modes import MODES, alters_image
 from ..prompts import PROMPT_VARIANTS
 from ..records import WorkItem
@@ -55,25 +55,12 @@ class AuditorSpec:
         return part(self.model.name, prompt_variant=self.prompt_variant, **self.settings.key())
 
 
-class AuditorStage:
+class AuditorStage(ModelStage):
+    spec: AuditorSpec
+
     def __init__(self, spec: AuditorSpec, resources: Resources):
-        self.spec = spec
-        self.name = spec.name
+        super().__init__(spec, resources)
         self.prompts = PROMPT_VARIANTS.build(spec.prompt_variant)
-        self._resources = resources
-        self._generator: CachedGenerator | None = None
-
-    @property
-    def generator(self) -> CachedGenerator:  # loaded on first use: a reward whose policy writes every text never loads it
-        if self._generator is None:
-            resources, spec = self._resources, self.spec
-            self._generator = CachedGenerator(
-                resources.lazy_model(spec.model, spec.cache), resources.answer_cache(spec.cache), resources.clock
-            )
-        return self._generator
-
-    def prepare(self) -> None:
-        self.generator  # noqa: B018 - builds it: loads the model unless the cache knows it
 
     def __call__(self, batch: list[WorkItem]) -> list[WorkItem]:
         batch = list(batch)

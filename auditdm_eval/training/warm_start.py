@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import re
-import shutil
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -49,7 +46,6 @@ WARM_START_VERSION = 4
 DESCRIBE = "Describe the image."
 GRID = ("top left", "top center", "top right", "middle left", "center", "middle right", "bottom left", "bottom center", "bottom right")
 TaskMix = tuple[tuple[str, float], ...]
-COMPLETE = ".complete"
 
 
 @dataclass(frozen=True)
@@ -333,22 +329,9 @@ def build_world_auditor(out_dir: str | Path, settings: WarmStartSettings = WarmS
 
 def ensure_world_auditor(root: str | Path, settings: WarmStartSettings = WarmStartSettings(), progress: bool = True) -> Path:
     """The warm-started auditor for ``settings``, built into ``root`` on first use (a few minutes on 2 CPU cores)."""
+    from model_adapters.tiny import COMPLETE, build_once
+
     target = Path(root) / f"world-auditor-{settings.key()}"
-    if (target / COMPLETE).exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+    if not (target / COMPLETE).exists():
         logger.warning("building the warm-started world auditor into %s (once; a few minutes on 2 CPU cores)", target)
-        build_world_auditor(staging, settings, progress)
-        (staging / COMPLETE).write_text("built by auditdm_eval.training.warm_start\n")
-        if target.exists() and not (target / COMPLETE).exists():
-            shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.replace(staging, target)
-        except OSError:  # another process finished the same build first
-            if not (target / COMPLETE).exists():
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return build_once(target, lambda staging: build_world_auditor(staging, settings, progress), "auditdm_eval.training.warm_start")
