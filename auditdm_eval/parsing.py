@@ -50,32 +50,20 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return loaded
 
 
-def make_layered_parser(
-    dataclass_types: Sequence[type],
-    *,
-    groups: Mapping[type, str] | None = None,
-    aliases: Mapping[str, Sequence[str]] | None = None,
-    helps: Mapping[str, str] | None = None,
-    renamed: Mapping[str, str] | None = None,
-    config_flags: Sequence[str] = ("--config",),
-    config_help: str = "a YAML file of field: value pairs (flags override it)",
-    **kwargs: Any,
-) -> LayeredParser:
-    """Build a :class:`LayeredParser` (its base class, trl's ``TrlParser``, is imported here, lazily).
+def make_layered_parser(dataclass_types: Sequence[type], **kwargs: Any) -> LayeredParser:
+    """Build a :class:`LayeredParser` (its base class, trl's ``TrlParser``, is imported here, lazily);
+    ``kwargs`` are :class:`LayeredParserMixin`'s and argparse's."""
+    cls = type("LayeredParser", (LayeredParserMixin, _trl_parser()), {})
+    kwargs.setdefault("allow_abbrev", False)  # with trl's hundred-odd flags a typo must not pick one
+    return cls(dataclass_types, **kwargs)
+
+
+class LayeredParserMixin:
+    """Mixed into trl's ``TrlParser`` by :func:`make_layered_parser` (so importing this module stays light).
 
     ``groups``: a --help section title per dataclass; ``aliases``: more flags for a field; ``helps``:
     a field's help replaced; ``renamed``: old key -> what replaces it, named when an old key is met.
     """
-    cls = type("LayeredParser", (LayeredParserMixin, _trl_parser()), {})
-    kwargs.setdefault("allow_abbrev", False)  # with trl's hundred-odd flags a typo must not pick one
-    return cls(
-        dataclass_types, groups=groups, aliases=aliases, helps=helps, renamed=renamed, config_flags=config_flags,
-        config_help=config_help, **kwargs,
-    )
-
-
-class LayeredParserMixin:
-    """Mixed into trl's ``TrlParser`` by :func:`make_layered_parser` (so importing this module stays light)."""
 
     def __init__(
         self,
@@ -86,7 +74,7 @@ class LayeredParserMixin:
         helps: Mapping[str, str] | None = None,
         renamed: Mapping[str, str] | None = None,
         config_flags: Sequence[str] = ("--config",),
-        config_help: str = "",
+        config_help: str = "a YAML file of field: value pairs (flags override it)",
         **kwargs: Any,
     ) -> None:
         self._groups = dict(groups or {})
