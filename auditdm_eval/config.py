@@ -239,6 +239,25 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 DEFAULT_PRESET = "world"
 
+
+def preset_in(argv: list[str], config_flags: tuple[str, ...] = ("--config",)) -> tuple[str | None, dict[str, Any]]:
+    """(the preset ``--preset`` or the config file names, or None; the config file's values), the
+    preset checked against :data:`PRESETS`."""
+    import argparse
+
+    from .errors import ConfigError
+    from .parsing import read_yaml
+
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--preset")
+    pre.add_argument(*config_flags, dest="config")
+    known, _ = pre.parse_known_args(argv)
+    from_file = read_yaml(known.config) if known.config else {}
+    preset = known.preset or from_file.get("preset")
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"--preset: unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    return preset, from_file
+
 TINY_NOTICE = (
     "Running the tiny preset on TINY RANDOM models in model-comparison mode "
     "(tiny-paligemma2 as target, tiny-gemma3-seed1 as the reference, tiny-gemma3 as auditor, tiny Flux "

@@ -7,12 +7,9 @@ then the YAML file, then the flags. With no model given at all, the embedded def
 
 from __future__ import annotations
 
-import argparse
-
-from ..config import DEFAULT_PRESET, PRESET_NOTICES, PRESETS, AuditConfig
+from ..config import DEFAULT_PRESET, PRESET_NOTICES, PRESETS, AuditConfig, preset_in
 from ..engines import EngineConfig
-from ..errors import ConfigError
-from ..parsing import DescriptionAndDefaultsFormatter, build, make_layered_parser, read_yaml
+from ..parsing import DescriptionAndDefaultsFormatter, build, make_layered_parser
 from ._help import HELP
 
 MODEL_KEYS = ("target", "references", "auditor")
@@ -21,16 +18,9 @@ MODEL_FLAGS = ("--target", "--references", "--ensemble", "--reference", "--audit
 
 def chosen_preset(argv: list[str]) -> str | None:
     """--preset, else the config file's preset, else the embedded default when no model is named anywhere."""
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--preset")
-    pre.add_argument("--config")
-    known, _ = pre.parse_known_args(argv)
-    from_file = read_yaml(known.config) if known.config else {}
+    preset, from_file = preset_in(argv)
     models_given = any(arg.split("=")[0] in MODEL_FLAGS for arg in argv) or any(key in from_file for key in MODEL_KEYS)
-    preset = known.preset or from_file.get("preset") or (None if models_given else DEFAULT_PRESET)
-    if preset is not None and preset not in PRESETS:
-        raise ConfigError(f"--preset: unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    return preset
+    return preset or (None if models_given else DEFAULT_PRESET)
 
 
 def parse(argv: list[str]) -> tuple[AuditConfig, EngineConfig]:

@@ -21,13 +21,12 @@ it the same auditor serves every iteration. A trained auditor on disk is reused 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from ..config import PRESETS, AuditConfig, option
+from ..config import PRESETS, AuditConfig, option, preset_in
 from ..errors import ConfigError
 from ..parsing import COMMAND_LINE, build, read_yaml
 from ..runner import run_audit
@@ -69,22 +68,10 @@ def iterate_parser(argv: list[str]):
         prog="recipes/iterate.py", description=__doc__, formatter_class=DescriptionAndDefaultsFormatter,
     )
     parser.layer(RECIPE_DEFAULTS, "recipe defaults", explicit=False)
-    preset = _preset(argv)
+    preset, _ = preset_in(argv, config_flags=("--recipe", "--config"))
     if preset is not None:
-        if preset not in PRESETS:
-            raise ConfigError(f"--preset: unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
         parser.layer({**PRESETS[preset], "preset": preset}, f"preset {preset}", explicit=False)
     return parser
-
-
-def _preset(argv: list[str]) -> str | None:
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--preset")
-    pre.add_argument("--recipe", "--config", dest="config")
-    known, _ = pre.parse_known_args(argv)
-    if known.preset:
-        return known.preset
-    return read_yaml(known.config).get("preset") if known.config else None
 
 
 def parse(argv: list[str]) -> tuple[AuditConfig, Any, IterateArguments, Recipe]:
