@@ -15,6 +15,7 @@ its multiple of the baseline's, its share of the scene-aware ceiling, the blind 
 probes per 100, precision and recall against the ground truth.
 
     python benchmarks/auditor_training.py --weaknesses redgreen mirror undercount --pool world:300:7
+    python benchmarks/auditor_training.py --auditor world-auditor-large   # the larger warm start
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -62,39 +64,44 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weaknesses", nargs="+", default=["redgreen", "mirror", "undercount"])
     parser.add_argument("--pool", default="world:300:7", help="the held-out pool (the recipe trains on world:4000:1)")
-    parser.add_argument("--work", type=Path, default=Path("outputs/auditor-training-benchmark"))
-    parser.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "auditor-training-world.json")
+    parser.add_argument("--auditor", default="world-auditor", help="the warm-started auditor to train (a model name)")
+    parser.add_argument("--work", type=Path, help="default: outputs/auditor-training-benchmark/<auditor>")
+    parser.add_argument("--json", type=Path, help="default: benchmarks/results/auditor-training-<auditor minus 'auditor'>.json")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="more train-auditor flags (after the others)")
     args = parser.parse_args()
-    results = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "pool": args.pool, "weaknesses": {}}
+    stem = "auditor-training-" + args.auditor.replace("-auditor", "")
+    args.work = args.work or Path("outputs/auditor-training-benchmark") / args.auditor
+    args.json = args.json or Path(__file__).parent / "results" / f"{stem}.json"
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    results = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "auditor": args.auditor, "pool": args.pool, "weaknesses": {}}
     for weakness in args.weaknesses:
         target = f"world-target-{weakness}"
         trained = args.work / weakness / "auditor"
         started = time.perf_counter()
         if not (trained / "auditor_training.json").exists():
             code = auditdm([
-                "train-auditor", "--config", "recipes/configs/auditor_world.yaml", "--target", target,
+                "train-auditor", "--config", "recipes/configs/auditor_world.yaml", "--target", target, "--auditor", args.auditor,
                 "--output_dir", str(trained), "--disable_tqdm", "true", *args.train_args,
             ])
             if code:
                 raise SystemExit(f"train-auditor exited {code}")
         train_seconds = time.perf_counter() - started
-        auditors = [str(trained), "world-auditor", "world-auditor@baseline"]
+        auditors = [str(trained), args.auditor, f"{args.auditor}@baseline"]
         independent = compare(auditors, target, INDEPENDENT, args.pool, args.work / weakness / "independent")
         correlated = compare([str(trained)], target, CORRELATED, args.pool, args.work / weakness / "correlated")
         reports = {report["label"]: report for report in independent["auditors"]}
-        baseline = reports["world-auditor@baseline"]
+        baseline = reports[f"{args.auditor}@baseline"]
         ceilings = independent["ceilings"]
         results["weaknesses"][weakness] = {
             "train_seconds": round(train_seconds, 1),
             "ceilings": ceilings,
             "trained": summary(reports[str(trained)], baseline, ceilings),
-            "warm_start": summary(reports["world-auditor"], baseline, ceilings),
+            "warm_start": summary(reports[args.auditor], baseline, ceilings),
             "baseline": summary(baseline, baseline, ceilings),
             "trained_correlated_references": summary(correlated["auditors"][0], baseline, correlated["ceilings"]),
             "correlated_ceilings": correlated["ceilings"],
         }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.work / weakness / "independent" / "compare.png", args.json.parent / f"{stem}-{weakness}.png")
     args.json.write_text(json.dumps(results, indent=2, default=float))
     print(f"{'weakness':12s} {'auditor':24s} {'success':>8s} {'x base':>7s} {'ceiling%':>8s} {'blind':>6s} {'distinct':>8s} {'precision':>9s}")
     for weakness, row in results["weaknesses"].items():

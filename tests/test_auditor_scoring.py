@@ -2,6 +2,7 @@
 scripted auditors (no training): what each measures, exactly."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +196,22 @@ def test_the_report_names_a_planted_weakness_by_the_records_own_types(auditdm_ho
     top = report.confusions.iloc[0]
     assert {top["expected"], top["target said"]} == {"red", "green"}, report.confusions
     assert "| red | green |" in report.markdown.read_text() or "| green | red |" in report.markdown.read_text()
+
+
+def test_each_named_world_auditor_builds_from_its_own_warm_start(monkeypatch, tmp_path):
+    from auditdm_eval.training import warm_start
+    from model_adapters import resolve
+
+    built = []
+
+    def record(out_dir, settings, progress=True):
+        built.append(settings)
+        (out_dir / "config.json").write_text("{}")
+        return out_dir
+
+    monkeypatch.setenv("AUDITDM_HOME", str(tmp_path))
+    monkeypatch.setattr(warm_start, "build_world_auditor", record)
+    small, large = (resolve(name)[0] for name in ("world-auditor", "world-auditor-large"))
+    assert [s.hidden_size for s in built] == [96, 128], "each name trains its own settings"
+    assert small != large and Path(large).name == f"world-auditor-{warm_start.WARM_STARTS['world-auditor-large'][0].key()}"
+    assert resolve("world-auditor-large")[0] == large and len(built) == 2, "built once, then found in $AUDITDM_HOME"

@@ -73,6 +73,20 @@ class WarmStartSettings:
         return content_key(settings=settings, world=world_code_hash(), version=WARM_START_VERSION)[:12]
 
 
+# The registered warm-started auditors: model name -> (settings, description). The large one sees
+# better (it looks up a named cell 85% of the time, against 57%) at about 3.4x the build time.
+WARM_STARTS: dict[str, tuple[WarmStartSettings, str]] = {
+    "world-auditor": (
+        WarmStartSettings(),
+        "tiny Gemma3 auditor warm-started on the planted-weakness world (built on first use, ~6 min on 2 CPU cores)",
+    ),
+    "world-auditor-large": (
+        WarmStartSettings(hidden_size=128, layers=3, vision_hidden_size=96, writing_steps=2000),
+        "a larger world auditor that grounds its questions better (built on first use, ~20 min on 2 CPU cores)",
+    ),
+}
+
+
 def vocabulary() -> tuple[str, ...]:
     """Every word the world's language and the auditor's instructions use."""
     from ..world import WORLD_VOCABULARY

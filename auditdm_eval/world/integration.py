@@ -28,10 +28,13 @@ def world_annotator() -> Any:
     return annotate
 
 
-def world_auditor(root: Any) -> Any:
-    from ..training.warm_start import ensure_world_auditor
+def world_auditor(name: str) -> Any:
+    def build(root: Any) -> Any:
+        from ..training.warm_start import WARM_STARTS, ensure_world_auditor
 
-    return ensure_world_auditor(root)
+        return ensure_world_auditor(root, WARM_STARTS[name][0])
+
+    return build
 
 
 def install() -> None:
@@ -40,13 +43,12 @@ def install() -> None:
     from ..renderers import RENDERERS
     from ..sources import SOURCES
     from ..stages.annotate import ANNOTATORS
+    from ..training.warm_start import WARM_STARTS
     from . import register, world_source
 
     register()
-    register_model(ModelSpec(
-        name="world-auditor", build=world_auditor,
-        description="tiny Gemma3 auditor warm-started on the planted-weakness world (built on first use, minutes)",
-    ))
+    for name, (_, description) in WARM_STARTS.items():
+        register_model(ModelSpec(name=name, build=world_auditor(name), description=description))
     RENDERERS.register("world", world_renderer)
     ANNOTATORS.register("world", world_annotator)
     SOURCES.register("world", lambda rest, options: world_source(rest, options))
