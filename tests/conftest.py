@@ -51,6 +51,7 @@ def world_auditor(auditdm_home) -> Path:
     """The warm-started world auditor users get (built once per session, a few minutes on 2 cores)."""
     import json
 
+    import auditdm_eval  # noqa: F401  (registers the world's model names)
     from model_adapters import resolve
 
     path = Path(resolve("world-auditor")[0])
