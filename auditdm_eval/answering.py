@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from model_adapters import GenerationRequest, VisionLanguageModel
@@ -82,16 +83,11 @@ class ModelStage:
         self.spec = spec
         self.name = spec.name
         self._resources = resources
-        self._generator: CachedGenerator | None = None
 
-    @property
+    @cached_property
     def generator(self) -> CachedGenerator:
-        if self._generator is None:
-            resources, spec = self._resources, self.spec
-            self._generator = CachedGenerator(
-                resources.lazy_model(spec.model, spec.cache), resources.answer_cache(spec.cache), resources.clock
-            )
-        return self._generator
+        resources, spec = self._resources, self.spec
+        return CachedGenerator(resources.lazy_model(spec.model, spec.cache), resources.answer_cache(spec.cache), resources.clock)
 
     def prepare(self) -> None:
         self.generator  # noqa: B018 - builds it: loads the model unless the cache knows it

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -104,14 +104,11 @@ class RenderStage:
         self.spec = spec
         self.name = spec.name
         self._resources = resources
-        self._renderer: CachedRenderer | None = None
 
-    @property
+    @cached_property
     def renderer(self) -> CachedRenderer:
-        if self._renderer is None:
-            cache, clock = self._resources.render_cache(self.spec.cache), self._resources.clock
-            self._renderer = CachedRenderer(LazyRenderer(self.spec, cache, clock), cache, clock)
-        return self._renderer
+        cache, clock = self._resources.render_cache(self.spec.cache), self._resources.clock
+        return CachedRenderer(LazyRenderer(self.spec, cache, clock), cache, clock)
 
     def prepare(self) -> None:
         self.renderer  # noqa: B018 - builds it: loads the model unless the cache knows it
