@@ -69,8 +69,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/auditor-training-<auditor minus 'auditor'>.json")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="more train-auditor flags (after the others)")
     args = parser.parse_args()
-    stem = "auditor-training-" + args.auditor.replace("-auditor", "")
-    args.work = args.work or Path("outputs/auditor-training-benchmark") / args.auditor
+    name = Path(args.auditor).name  # a registered name or a local checkpoint's folder
+    stem = "auditor-training-" + name.replace("-auditor", "")
+    args.work = args.work or Path("outputs/auditor-training-benchmark") / name
     args.json = args.json or Path(__file__).parent / "results" / f"{stem}.json"
     args.json.parent.mkdir(parents=True, exist_ok=True)
     results = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "auditor": args.auditor, "pool": args.pool, "weaknesses": {}}
