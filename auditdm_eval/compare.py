@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -290,30 +291,37 @@ def write_markdown(comparison: Comparison, path: Path) -> Path:
     return path
 
 
+def _axis_label(label: str, width: int = 18) -> str:
+    """A checkpoint's path shortened to its last two folders, wrapped to fit under its bar (a prompt
+    variant, ``@baseline``, on a line of its own)."""
+    parts = [part for part in label.split("/") if part]
+    short = "/".join(parts[-2:]) if len(parts) > 2 else label
+    return "\n".join(textwrap.fill(line, width) for line in short.replace("@", "\n@").split("\n"))
+
+
 def plot(comparison: Comparison, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [report.label for report in comparison.reports]
+    labels = [_axis_label(report.label) for report in comparison.reports]
     rates = [100 * report.overall.success_rate for report in comparison.reports]
     errors = [
         [100 * (r.overall.success_rate - r.overall.success_interval[0]) for r in comparison.reports],
         [100 * (r.overall.success_interval[1] - r.overall.success_rate) for r in comparison.reports],
     ]
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(labels) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(6, 2.0 * len(labels) + 3), 4.2))
     bars = ax.bar(labels, rates, yerr=errors, capsize=4, color="#2e86c1")
-    for bar, rate in zip(bars, rates):
-        ax.annotate(f"{rate:.1f}%", (bar.get_x() + bar.get_width() / 2, rate), ha="center", va="bottom", xytext=(0, 3), textcoords="offset points")
+    for bar, rate, above in zip(bars, rates, errors[1]):  # above the interval's upper end
+        ax.annotate(f"{rate:.1f}%", (bar.get_x() + bar.get_width() / 2, rate + above), ha="center", va="bottom", xytext=(0, 3), textcoords="offset points")
     if comparison.ceilings:
         ax.axhline(100 * comparison.ceilings.scene_aware, color="#c0392b", linestyle="--", label="scene-aware ceiling")
         ax.axhline(100 * comparison.ceilings.blind, color="#7f8c8d", linestyle=":", label="blind ceiling")
-        ax.legend(loc="upper left")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the bars, never over them
     ax.set_ylabel("failure-search success rate (%)")
     ax.set_ylim(0, 105)
     ax.set_title(f"{comparison.target} on {comparison.pool}")
-    ax.tick_params(axis="x", rotation=20)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -69,7 +69,7 @@ def confusions(dataset: datasets.Dataset, top: int = 10) -> pd.DataFrame:
 
 def normalized_comparison(a: pd.DataFrame, b: pd.DataFrame, label_a: str, label_b: str) -> pd.DataFrame:
     """Per type, the two targets' failure rates scaled to sum to 100 (types either target failed)."""
-    joined = a[["failure_rate"]].join(b[["failure_rate"]], how="outer", lsuffix="_a", rsuffix="_b").fillna(0.0)
+    joined = pd.concat([a["failure_rate"].rename("failure_rate_a"), b["failure_rate"].rename("failure_rate_b")], axis=1).fillna(0.0)
     total = joined["failure_rate_a"] + joined["failure_rate_b"]
     joined = joined[total > 0]
     out = pd.DataFrame(

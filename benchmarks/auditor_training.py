@@ -27,6 +27,8 @@ import shutil
 import time
 from pathlib import Path
 
+import yaml
+
 from auditdm_eval.cli import main as auditdm
 
 INDEPENDENT = "world-oracle-noisy-a,world-oracle-noisy-b,world-oracle-noisy-c"
@@ -74,7 +76,11 @@ def main() -> None:
     args.work = args.work or Path("outputs/auditor-training-benchmark") / name
     args.json = args.json or Path(__file__).parent / "results" / f"{stem}.json"
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    results = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "auditor": args.auditor, "pool": args.pool, "weaknesses": {}}
+    recipe = yaml.safe_load(Path("recipes/configs/auditor_world.yaml").read_text())
+    results = {
+        "machine": f"{platform.machine()} {platform.processor()}".strip(), "auditor": args.auditor, "pool": args.pool,
+        "recipe": recipe, "train_args": args.train_args, "weaknesses": {},
+    }
     for weakness in args.weaknesses:
         target = f"world-target-{weakness}"
         trained = args.work / weakness / "auditor"

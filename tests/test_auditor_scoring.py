@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from auditdm_eval.compare import auditor_under_test, compare_auditors, wilson
+from auditdm_eval.compare import _axis_label, auditor_under_test, compare_auditors, wilson
 from auditdm_eval.config import AuditConfig
 from auditdm_eval.reward import AuditReward
 from auditdm_eval.runner import build_plan
@@ -70,7 +70,7 @@ def test_reward_terms_score_the_audits_verdict_and_count_failures(auditdm_home):
     assert scores["disagreement"] == [1.0, 0.0, 0.0, 1.0, 0.0], "red seen as green by the target: a discovered failure"
     assert scores["answerability"][:3] == [1.0, 1.0, 0.0], "the oracle cannot answer a question that is no question"
     assert scores["format"] == [1.0, 1.0, 0.0, 1.0, 1.0]
-    assert scores["novelty"] == [1.0] * 5, "a text written twice for the same image costs nothing"
+    assert scores["novelty"] == [1.0, 1.0, 0.0, 1.0, 1.0], "a text written twice for the same image costs nothing; no novelty for what is no question"
     logs = terms.take_counts()
     assert logs["audit/failed/render:regenerate"] == 1.0, "the caption names no object the world can draw: counted, not a silent zero"
     assert logs["audit/answerable_share"] == pytest.approx(3 / 5)
@@ -78,9 +78,11 @@ def test_reward_terms_score_the_audits_verdict_and_count_failures(auditdm_home):
     other = draw(sample_scene(9, 99))
     blind = functions["novelty"](prompts=["p"] * 2, completions=["how many objects are there?"] * 2, image=[image, other])
     assert blind == [0.5, 0.5], "the same text for two different images earns half: looking pays"
-    padded = functions["novelty"](prompts=["p"] * 2, completions=["how many objects are there?", "how many objects are there there?"], image=[image, other])
-    assert padded == [0.5, 0.5], "padding a probe does not make it a new one"
-    assert functions["format"](prompts=["p"], completions=["how many objects are there there?"], image=[image]) == [0.0]
+    reordered = functions["novelty"](prompts=["p"] * 2, completions=["how many objects are there?", "how many are there objects?"], image=[image, other])
+    assert reordered == [0.5, 0.5], "reordering a probe does not make it a new one"
+    tails = ["how many objects are there there?", "how many objects are there? is there a red circle?", "how many objects are there? open"]
+    assert functions["format"](prompts=["p"] * 3, completions=tails, image=[image, other, image]) == [0.0] * 3
+    assert functions["novelty"](prompts=["p"] * 3, completions=tails, image=[image, other, image]) == [0.0] * 3, "words tacked on buy no novelty"
 
 
 def test_compare_auditors_measures_success_precision_and_ceilings(auditdm_home, tmp_path):
@@ -115,6 +117,8 @@ def test_auditor_specs_and_intervals():
     assert auditor_under_test("org/model").auditor == "org/model" and auditor_under_test("org/model").prompt_variant == "auditdm"
     low, high = wilson(5, 100)
     assert 0.02 < low < 0.05 < high < 0.12
+    assert _axis_label("/home/me/outputs/auditor-training-benchmark/mirror/auditor") == "mirror/auditor", "a path: its last two folders"
+    assert _axis_label("world-auditor@baseline").split("\n") == ["world-auditor", "@baseline"]
 
 
 def test_checkpoint_audits_combine_into_one_deduplicated_dataset(auditdm_home, tmp_path):

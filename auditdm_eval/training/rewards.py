@@ -6,12 +6,13 @@ so the stages run once however many terms there are:
 - ``disagreement``: the audit's verdict reward (binary: a discovered failure earns 1);
 - ``answerability``: the reference ensemble agreed on an answer (the probe is answerable);
 - ``format``: the completion is one non-empty line with no word repeated back to back (a question
-  ends with "?");
+  is a single question, ending with its only "?");
 - ``novelty``: 1 / the number of different images in the batch the same text was written for, so that
   a probe written for one image earns more than one written for every image (a blind auditor's
   question): the auditor is paid for looking, and for finding failures in many ways rather than one.
   Repeating a text within one image's group of samples costs nothing. Texts are compared by their set
-  of words, so padding or reordering a probe does not make it a new one.
+  of words, so reordering a probe does not make it a new one, and an ill-formed probe (see ``format``)
+  earns none, so words tacked on after a question do not either.
 
 A completion whose probe could not be made (the renderer could not draw the caption, a model
 raised) earns 0 on every term, and is counted by stage in :attr:`RewardTerms.failures`, which
@@ -89,14 +90,7 @@ class RewardTerms:
 
     @staticmethod
     def _format(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
-        scores = []
-        for item, completion in zip(items, completions):
-            raw = completion_text(completion).strip()
-            words = normalize_answer(raw).split()
-            fluent = all(a != b for a, b in zip(words, words[1:]))
-            one_line = bool(raw) and "\n" not in raw and clean_auditor_text(raw) == raw
-            scores.append(1.0 if one_line and fluent and (item.mode != "question" or raw.endswith("?")) else 0.0)
-        return scores
+        return [1.0 if well_formed(item, completion) else 0.0 for item, completion in zip(items, completions)]
 
     @staticmethod
     def _novelty(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
@@ -104,7 +98,21 @@ class RewardTerms:
         images: dict[str, set[str]] = {}
         for item, text in zip(items, texts):
             images.setdefault(text, set()).add(item.source.image_sha)
-        return [1.0 / len(images[text]) if text else 0.0 for text in texts]
+        # an ill-formed probe earns no novelty: otherwise words tacked on after the question buy it
+        return [
+            1.0 / len(images[text]) if text and well_formed(item, completion) else 0.0
+            for item, completion, text in zip(items, completions, texts)
+        ]
+
+
+def well_formed(item: WorkItem, completion: Any) -> bool:
+    """One non-empty line, no word repeated back to back; a question is one question, ending with "?"."""
+    raw = completion_text(completion).strip()
+    words = normalize_answer(raw).split()
+    fluent = all(a != b for a, b in zip(words, words[1:]))
+    one_line = bool(raw) and "\n" not in raw and clean_auditor_text(raw) == raw
+    one_question = item.mode != "question" or (raw.endswith("?") and raw.count("?") == 1)
+    return one_line and fluent and one_question
 
 
 def _answerable(item: WorkItem) -> bool:
