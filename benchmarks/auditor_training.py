@@ -31,6 +31,7 @@ import yaml
 
 from auditdm_eval.cli import main as auditdm
 
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "auditor_world.yaml"
 INDEPENDENT = "world-oracle-noisy-a,world-oracle-noisy-b,world-oracle-noisy-c"
 CORRELATED = "world-oracle-correlated-a,world-oracle-correlated-b,world-oracle-correlated-c"
 
@@ -76,7 +77,7 @@ def main() -> None:
     args.work = args.work or Path("outputs/auditor-training-benchmark") / name
     args.json = args.json or Path(__file__).parent / "results" / f"{stem}.json"
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    recipe = yaml.safe_load(Path("recipes/configs/auditor_world.yaml").read_text())
+    recipe = yaml.safe_load(RECIPE.read_text())
     results = {
         "machine": f"{platform.machine()} {platform.processor()}".strip(), "auditor": args.auditor, "pool": args.pool,
         "recipe": recipe, "train_args": args.train_args, "weaknesses": {},
@@ -87,7 +88,7 @@ def main() -> None:
         started = time.perf_counter()
         if not (trained / "auditor_training.json").exists():
             code = auditdm([
-                "train-auditor", "--config", "recipes/configs/auditor_world.yaml", "--target", target, "--auditor", args.auditor,
+                "train-auditor", "--config", str(RECIPE), "--target", target, "--auditor", args.auditor,
                 "--output_dir", str(trained), "--disable_tqdm", "true", *args.train_args,
             ])
             if code:
