@@ -267,13 +267,14 @@ TINY_NOTICE = (
     "(Hub ids or local paths work too), or --preset paper-paligemma2."
 )
 WORLD_NOTICE = (
-    "No models given: running the embedded default, the planted-weakness world. The target "
-    "world-target-redgreen sees red and green swapped; three noisy oracles (10% random errors each, "
-    "majority) are the reference ensemble; the world-auditor, a tiny Gemma3 warm-started on the world (built "
-    "once under $AUDITDM_HOME, minutes on a CPU), writes two probes per scene and mode for 48 scenes. Every record holds the ground truth, so "
+    "No models given: running the embedded default, the planted-weakness world. The target {target} has a "
+    "planted weakness (the default one, world-target-redgreen, sees red and green swapped); three noisy oracles (10% random "
+    "errors each, majority) are the reference ensemble; the world-auditor, a tiny Gemma3 warm-started on the world "
+    "(built once under $AUDITDM_HOME, minutes on a CPU), writes {probes_per_image} probes per scene and mode on "
+    "{images}. Every record holds the ground truth, so "
     "the failures found are real failures of the target. Other weaknesses: --target world-target-mirror, "
     "world-target-undercount or world-target:<module>:<function> (your own). The transformers path on tiny "
     "random models: --preset tiny. A real audit: --target paligemma2-3b-448 --ensemble gemma3-27b,qwen2.5-vl-7b "
     "--auditor gemma3-4b --images <dir|hf:dataset>, or --preset paper-paligemma2."
 )
-PRESET_NOTICES: dict[str, str] = {"tiny": TINY_NOTICE, "world": WORLD_NOTICE}
+PRESET_NOTICES: dict[str, str] = {"tiny": TINY_NOTICE, "world": WORLD_NOTICE}  # formatted with the run's AuditConfig fields

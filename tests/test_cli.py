@@ -29,6 +29,7 @@ def test_embedded_default_finds_the_planted_weakness_in_all_three_modes(world_au
     done = run_cli(["audit", "--out", str(out), "--no-progress"], auditdm_home)
     assert done.returncode == 0, done.stderr
     assert "planted-weakness world" in done.stderr and "--preset tiny" in done.stderr, "says what runs and what else to pass"
+    assert "target world-target-redgreen" in done.stderr and "on world:48." in done.stderr, "names the run's own target and pool"
     dataset = datasets.load_dataset("parquet", data_dir=str(out / "data"), split="test")
     assert dataset.features == FEATURES
     assert sorted(set(dataset["mode"])) == ["edit", "question", "regenerate"]

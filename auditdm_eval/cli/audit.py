@@ -7,6 +7,8 @@ then the YAML file, then the flags. With no model given at all, the embedded def
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..config import DEFAULT_PRESET, PRESET_NOTICES, PRESETS, AuditConfig, preset_in
 from ..engines import EngineConfig
 from ..parsing import DescriptionAndDefaultsFormatter, build, make_layered_parser
@@ -44,7 +46,8 @@ def main(argv: list[str]) -> int:
     config.check_ready()
     console = Console(stderr=True, soft_wrap=True)
     if config.preset in PRESET_NOTICES:
-        console.print(f"[bold yellow]{PRESET_NOTICES[config.preset]}[/]")
+        notice = PRESET_NOTICES[config.preset].format(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+        console.print(f"[bold yellow]{notice}[/]")
     result = run_audit(config, engine.engine, engine.arguments())
     print_summary(result, console)
     return 0
