@@ -83,6 +83,12 @@ def test_reward_terms_score_the_audits_verdict_and_count_failures(auditdm_home):
     tails = ["how many objects are there there?", "how many objects are there? is there a red circle?", "how many objects are there? open"]
     assert functions["format"](prompts=["p"] * 3, completions=tails, image=[image, other, image]) == [0.0] * 3
     assert functions["novelty"](prompts=["p"] * 3, completions=tails, image=[image, other, image]) == [0.0] * 3, "words tacked on buy no novelty"
+    # a reasoning auditor's thinking is not its probe: the audit, format and novelty read what follows it
+    thought = [f"<think> there is a red object\nso ask its colour </think> {red_object_question(scene)}", "<think> maybe the red object in the"]
+    reasoned = {name: function(prompts=["p"] * 2, completions=thought, image=[image, other]) for name, function in functions.items()}
+    assert reasoned["disagreement"] == [1.0, 0.0], "the question after the block is audited; an unclosed block is no probe"
+    assert reasoned["format"] == [1.0, 0.0] and reasoned["novelty"] == [1.0, 0.0]
+    assert terms.take_counts()["audit/failed/total"] == 1.0, "the auditor that ran out of tokens while thinking is counted"
 
 
 def test_compare_auditors_measures_success_precision_and_ceilings(auditdm_home, tmp_path):

@@ -18,12 +18,21 @@ from ..resources import ModelRef, Resources
 
 WRITES = ("alteration", "question")
 _LABEL = re.compile(r"^\s*(question|caption|command|edit(ing)? command|answer)\s*[:\-]\s*", re.IGNORECASE)
+REASONING_START, REASONING_END = "<think>", "</think>"
 EMPTY_FIX = "raise --auditor-max-new-tokens, try --prompt-variant baseline, or check the auditor model"
 
 
+def strip_reasoning(text: str) -> str:
+    """What follows a reasoning block ("<think> ... </think>", as Qwen3 and DeepSeek-R1 write it); a block
+    left open (the auditor ran out of tokens while thinking) leaves nothing."""
+    if REASONING_END in text:
+        return text.rsplit(REASONING_END, 1)[1]
+    return "" if REASONING_START in text else text
+
+
 def clean_auditor_text(text: str) -> str:
-    """First non-empty line, without a leading label ("Question:") or surrounding quotes."""
-    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    """First non-empty line after any reasoning block, without a leading label ("Question:") or surrounding quotes."""
+    line = next((line.strip() for line in strip_reasoning(text).splitlines() if line.strip()), "")
     line = _LABEL.sub("", line).strip()
     if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'`":
         line = line[1:-1].strip()

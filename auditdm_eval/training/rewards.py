@@ -5,8 +5,8 @@ so the stages run once however many terms there are:
 
 - ``disagreement``: the audit's verdict reward (binary: a discovered failure earns 1);
 - ``answerability``: the reference ensemble agreed on an answer (the probe is answerable);
-- ``format``: the completion is one non-empty line with no word repeated back to back (a question
-  is a single question, ending with its only "?");
+- ``format``: the probe (the completion after any reasoning block) is one non-empty line with no word
+  repeated back to back (a question is a single question, ending with its only "?");
 - ``novelty``: 1 / the number of different images in the batch the same text was written for, so that
   a probe written for one image earns more than one written for every image (a blind auditor's
   question): the auditor is paid for looking, and for finding failures in many ways rather than one.
@@ -28,7 +28,7 @@ from typing import Any
 from ..matching import normalize_answer
 from ..records import WorkItem
 from ..reward import AuditReward, completion_text
-from ..stages.auditor import clean_auditor_text
+from ..stages.auditor import clean_auditor_text, strip_reasoning
 
 TERMS = ("disagreement", "answerability", "format", "novelty")
 
@@ -94,7 +94,7 @@ class RewardTerms:
 
     @staticmethod
     def _novelty(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
-        texts = [" ".join(sorted(set(normalize_answer(completion_text(c)).split()))) for c in completions]
+        texts = [" ".join(sorted(set(normalize_answer(probe_text(c)).split()))) for c in completions]
         images: dict[str, set[str]] = {}
         for item, text in zip(items, texts):
             images.setdefault(text, set()).add(item.source.image_sha)
@@ -107,12 +107,17 @@ class RewardTerms:
 
 def well_formed(item: WorkItem, completion: Any) -> bool:
     """One non-empty line, no word repeated back to back; a question is one question, ending with "?"."""
-    raw = completion_text(completion).strip()
+    raw = probe_text(completion)
     words = normalize_answer(raw).split()
     fluent = all(a != b for a, b in zip(words, words[1:]))
     one_line = bool(raw) and "\n" not in raw and clean_auditor_text(raw) == raw
     one_question = item.mode != "question" or (raw.endswith("?") and raw.count("?") == 1)
     return one_line and fluent and one_question
+
+
+def probe_text(completion: Any) -> str:
+    """The completion without its reasoning block, if it has one: the probe the audit runs."""
+    return strip_reasoning(completion_text(completion)).strip()
 
 
 def _answerable(item: WorkItem) -> bool:
