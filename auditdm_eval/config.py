@@ -148,7 +148,9 @@ def check_images(spec: str) -> None:
     """An image pool spec names a known source kind, an existing path, or a Hub dataset id."""
     from .sources import SOURCES
 
-    kind, sep, _ = spec.partition(":")
+    kind, sep, rest = spec.partition(":")
+    if kind == "hf" and rest.startswith((".", "/", "~")) and not Path(rest).expanduser().exists():
+        raise ValueError(f"--images {spec!r}: no dataset saved at {rest}. Pass the folder `save_to_disk` wrote, or hf:<hub id>")
     if sep and kind in SOURCES:
         return
     if Path(spec).expanduser().exists() or (HUB_ID.match(spec) and not spec.startswith((".", "/", "~"))):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from .plan import AuditPlan
 from .registry import part
 from .renderers import RenderSettings
 from .resources import ModelRef
-from .sources import SourceOptions, iter_sources
+from .sources import SourceItem, SourceOptions, iter_sources
 from .stages import StageSpec
 from .stages.annotate import AnnotateSpec
 from .stages.answer import AnswerSpec
@@ -147,13 +149,24 @@ def source_options(config: AuditConfig) -> SourceOptions:
     )
 
 
+def first_drawn(items: Iterable[SourceItem]) -> Iterator[SourceItem]:
+    """``items`` with its first element already drawn: a pool that cannot be read at all (a bad spec, a
+    missing dataset) fails before the run touches --out."""
+    items = iter(items)
+    try:
+        first = next(items)
+    except StopIteration:
+        return iter(())
+    return itertools.chain([first], items)
+
+
 def run_audit(config: AuditConfig, engine: str = "local", engine_arguments: dict[str, Any] | None = None) -> AuditResult:
     config.check_ready()
     plan = build_plan(config)
     runner = ENGINES.build(
         engine, options=EngineOptions(config.batch_size, config.progress, dict(engine_arguments or {}))
     )
-    sources = iter_sources(config.images, source_options(config))
+    sources = first_drawn(iter_sources(config.images, source_options(config)))
     with AuditStore(config.out) as store:  # the run owns --out until it ends
         resumed = store.open(config.identity(), overwrite=config.overwrite)
         store.record_parts(plan.parts)

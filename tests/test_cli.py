@@ -142,6 +142,17 @@ def test_missing_image_folder_is_named_not_taken_for_a_hub_dataset(auditdm_home,
     assert "no such folder or file" in stderr and "Traceback" not in stderr
 
 
+@pytest.mark.parametrize("pool", ["world:abc", "dir:{tmp}/missing", "hf:{tmp}/missing"])
+def test_a_pool_that_cannot_be_read_fails_before_out_is_touched(pool, auditdm_home, tmp_path, capsys):
+    from auditdm_eval.cli import main
+
+    out = tmp_path / "out"
+    assert main(audit_args(pool.format(tmp=tmp_path), out)) == 2
+    stderr = capsys.readouterr().err
+    assert "error:" in stderr and ("expected world:" in stderr or "Pass " in stderr or "no images found" in stderr), stderr
+    assert not out.exists(), "a bad --images writes nothing, so the corrected rerun starts clean"
+
+
 def test_offline_hub_model_prints_the_message_alone_and_debug_the_traceback(tiny_paths, auditdm_home, tmp_path, image_folder, capsys):
     from auditdm_eval.cli import main
 
