@@ -16,6 +16,8 @@ probes per 100, precision and recall against the ground truth.
 
     python benchmarks/auditor_training.py --weaknesses redgreen mirror undercount --pool world:300:7
     python benchmarks/auditor_training.py --auditor world-auditor-large   # the larger warm start
+    python benchmarks/auditor_training.py --auditor world-auditor-large \
+        --json benchmarks/results/auditor-training-world-large-900-steps.json --train-args --max_steps 900
 """
 
 from __future__ import annotations
@@ -68,14 +70,14 @@ def main() -> None:
     parser.add_argument("--weaknesses", nargs="+", default=["redgreen", "mirror", "undercount"])
     parser.add_argument("--pool", default="world:300:7", help="the held-out pool (the recipe trains on world:4000:1)")
     parser.add_argument("--auditor", default="world-auditor", help="the warm-started auditor to train (a model name)")
-    parser.add_argument("--work", type=Path, help="default: outputs/auditor-training-benchmark/<auditor>")
+    parser.add_argument("--work", type=Path, help="default: outputs/auditor-training-benchmark/<the --json file's stem>")
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/auditor-training-<auditor minus 'auditor'>.json")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="more train-auditor flags (after the others)")
     args = parser.parse_args()
     name = Path(args.auditor).name  # a registered name or a local checkpoint's folder
-    stem = "auditor-training-" + name.replace("-auditor", "")
-    args.work = args.work or Path("outputs/auditor-training-benchmark") / name
-    args.json = args.json or Path(__file__).parent / "results" / f"{stem}.json"
+    args.json = args.json or Path(__file__).parent / "results" / f"auditor-training-{name.replace('-auditor', '')}.json"
+    stem = args.json.stem  # the charts, and the work folder (another --json never reuses this one's trained auditors)
+    args.work = args.work or Path("outputs/auditor-training-benchmark") / stem
     args.json.parent.mkdir(parents=True, exist_ok=True)
     recipe = yaml.safe_load(RECIPE.read_text())
     results = {

@@ -153,6 +153,19 @@ def test_a_pool_that_cannot_be_read_fails_before_out_is_touched(pool, auditdm_ho
     assert not out.exists(), "a bad --images writes nothing, so the corrected rerun starts clean"
 
 
+def test_a_pool_whose_every_input_is_skipped_exits_nonzero_naming_each_fix(tiny_paths, auditdm_home, tmp_path, capsys):
+    """Unusable inputs are skipped one by one (the rest of the pool is audited), but an audit left with
+    no probe at all is not a success: it names each skipped input with its fix and exits 2."""
+    from auditdm_eval.cli import main
+
+    out = tmp_path / "out"
+    assert main(audit_args("skimage:nosuchphoto,notaphoto", out)) == 2
+    stderr = capsys.readouterr().err
+    assert "no probe was written" in stderr, stderr
+    for name in ("nosuchphoto", "notaphoto"):
+        assert f"skimage:{name}: no such scikit-image sample -> use one of astronaut" in stderr, stderr
+    assert main(audit_args("skimage:nosuchphoto,astronaut", out, "--mode", "question", "--overwrite")) == 0, "one usable photo is an audit"
+
 def test_offline_hub_model_prints_the_message_alone_and_debug_the_traceback(tiny_paths, auditdm_home, tmp_path, image_folder, capsys):
     from auditdm_eval.cli import main
 

@@ -50,7 +50,22 @@ def main(argv: list[str]) -> int:
         console.print(f"[bold yellow]{notice}[/]")
     result = run_audit(config, engine.engine, engine.arguments())
     print_summary(result, console)
-    return 0
+    return audited_nothing(result, console)
+
+
+def audited_nothing(result, console) -> int:
+    """0 when the audit holds probes; else say why there are none (each unusable input with its fix) and
+    give the exit code: 1 when probes failed at a later stage, else 2 (the inputs were at fault)."""
+    if result.summary["probes"]:
+        return 0
+    skipped = result.skipped_inputs
+    others = result.summary["issues"] - len(skipped)
+    console.print(f"[bold red]no probe was written to {result.out}: nothing in --images could be audited[/]")
+    for issue in skipped[:10]:
+        console.print(f"[red]  {issue.source_id}: {issue.message} -> {issue.fix}[/]")
+    if others:
+        console.print(f"[red]  {others} probe(s) failed at a later stage: see {result.out}/issues.jsonl[/]")
+    return 1 if others else 2
 
 
 def print_summary(result, console) -> None:
