@@ -7,8 +7,8 @@ scored on what it wrote:
 - failure-search success rate: discovered failures / probes it wrote (failed ones included), with a
   95% Wilson interval;
 - answerable share: probes the reference ensemble agreed on / probes written;
-- distinct probes per 100: distinct auditor texts (question, caption or edit command) per 100
-  probes written (mode collapse shows up here);
+- distinct probes per 100: distinct auditor texts (question, caption or edit command) of the probes
+  made, per 100 probes written (mode collapse shows up here, collapse onto empty texts included);
 - precision and recall against the ground truth, where the records carry it (the planted-weakness
   world's annotator): a flagged failure is genuine when the question applies to the image and the
   target's answer is not the true one; recall is over every probe the target truly got wrong;
@@ -109,7 +109,8 @@ def score_rows(rows: Sequence[dict[str, Any]], unmade: int) -> Scores:
     written = len(rows) + unmade
     failures = sum(bool(row["is_failure"]) for row in rows)
     answerable = sum(bool(row["ensemble_agrees"]) for row in rows)
-    distinct = len({auditor_text(row) for row in rows}) + unmade
+    # an unmade probe adds no variety: an auditor collapsed onto empty texts must not look diverse
+    distinct = len({auditor_text(row) for row in rows})
     truths = [truth_of(row) for row in rows]
     scores = Scores(
         probes_written=written,
@@ -129,10 +130,12 @@ def score_rows(rows: Sequence[dict[str, Any]], unmade: int) -> Scores:
 
 
 def report_of(label: str, audit_dir: str | Path) -> AuditorReport:
-    dataset = load_audit(audit_dir).remove_columns(["image", "source_image"])
-    rows = list(dataset)
+    store = AuditStore(audit_dir)
     # the auditor's text never became a probe: it wrote nothing usable, or the renderer could not draw it
-    unmade = Counter(issue.mode for issue in AuditStore(audit_dir).issues() if issue.stage.startswith(("auditor:", "render:")))
+    unmade = Counter(issue.mode for issue in store.issues() if issue.stage.startswith(("auditor:", "render:")))
+    # an auditor none of whose texts became a probe still wrote them: it scores 0, it does not stop the comparison
+    audited = bool(store.shards()) or not unmade
+    rows = list(load_audit(audit_dir).remove_columns(["image", "source_image"])) if audited else []
     by_mode, by_type = defaultdict(list), defaultdict(list)
     for row in rows:
         by_mode[row["mode"]].append(row)

@@ -8,7 +8,11 @@ three up), with the code users run:
 2. ``auditdm compare-auditors`` on a held-out pool (another seed) for the trained auditor, the warm
    start it began from, and the same model with the prompt-engineering baseline's prompt
    (``@baseline``), with the question mode's scene-aware and blind ceilings;
-3. the trained auditor again against three oracles whose errors are correlated.
+3. the trained auditor again against three oracles whose errors are correlated;
+4. the trained auditor and the baseline again with their probes sampled (``--auditor_sampling``:
+   temperature 1, top-p 0.95, as the auditor writes during training and as the paper's auditor writes
+   several probes per image) instead of greedy: the policy's own variety, which greedy decoding of one
+   probe per image hides.
 
 Writes ``benchmarks/results/auditor-training-world.json`` and prints a table: success rate (95% CI),
 its multiple of the baseline's, its share of the scene-aware ceiling, the blind ceiling, distinct
@@ -26,7 +30,6 @@ import argparse
 import json
 import platform
 import shutil
-import time
 from pathlib import Path
 
 import yaml
@@ -36,13 +39,14 @@ from auditdm_eval.cli import main as auditdm
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "auditor_world.yaml"
 INDEPENDENT = "world-oracle-noisy-a,world-oracle-noisy-b,world-oracle-noisy-c"
 CORRELATED = "world-oracle-correlated-a,world-oracle-correlated-b,world-oracle-correlated-c"
+SUMMARIES = ("trained", "warm_start", "baseline", "trained_correlated_references", "trained_sampled", "baseline_sampled")
 
 
-def compare(auditors: list[str], target: str, references: str, pool: str, out: Path) -> dict:
+def compare(auditors: list[str], target: str, references: str, pool: str, out: Path, *flags: str) -> dict:
     code = auditdm([
         "compare-auditors", *auditors, "--images", pool, "--target", target, "--ensemble", references,
         "--agreement", "majority", "--answer-max-new-tokens", "4", "--auditor-max-new-tokens", "24", "--no-cache",
-        "--out", str(out),
+        "--out", str(out), *flags,
     ])
     if code:
         raise SystemExit(f"compare-auditors exited {code}")
@@ -87,7 +91,6 @@ def main() -> None:
     for weakness in args.weaknesses:
         target = f"world-target-{weakness}"
         trained = args.work / weakness / "auditor"
-        started = time.perf_counter()
         if not (trained / "auditor_training.json").exists():
             code = auditdm([
                 "train-auditor", "--config", str(RECIPE), "--target", target, "--auditor", args.auditor,
@@ -95,10 +98,17 @@ def main() -> None:
             ])
             if code:
                 raise SystemExit(f"train-auditor exited {code}")
-        train_seconds = time.perf_counter() - started
+        log = json.loads((trained / "auditor_training.json").read_text())["log_history"]
+        train_seconds = next(entry["train_runtime"] for entry in reversed(log) if "train_runtime" in entry)
         auditors = [str(trained), args.auditor, f"{args.auditor}@baseline"]
         independent = compare(auditors, target, INDEPENDENT, args.pool, args.work / weakness / "independent")
         correlated = compare([str(trained)], target, CORRELATED, args.pool, args.work / weakness / "correlated")
+        sampled = compare(
+            [str(trained), f"{args.auditor}@baseline"], target, INDEPENDENT, args.pool, args.work / weakness / "sampled",
+            "--auditor_sampling",
+        )
+        sampled_reports = {report["label"]: report for report in sampled["auditors"]}
+        sampled_baseline = sampled_reports[f"{args.auditor}@baseline"]
         reports = {report["label"]: report for report in independent["auditors"]}
         baseline = reports[f"{args.auditor}@baseline"]
         ceilings = independent["ceilings"]
@@ -110,13 +120,15 @@ def main() -> None:
             "baseline": summary(baseline, baseline, ceilings),
             "trained_correlated_references": summary(correlated["auditors"][0], baseline, correlated["ceilings"]),
             "correlated_ceilings": correlated["ceilings"],
+            "trained_sampled": summary(sampled_reports[str(trained)], sampled_baseline, ceilings),
+            "baseline_sampled": summary(sampled_baseline, sampled_baseline, ceilings),
         }
         shutil.copyfile(args.work / weakness / "independent" / "compare.png", args.json.parent / f"{stem}-{weakness}.png")
     args.json.write_text(json.dumps(results, indent=2, default=float))
     print(f"{'weakness':12s} {'auditor':24s} {'success':>8s} {'x base':>7s} {'ceiling%':>8s} {'blind':>6s} {'distinct':>8s} {'precision':>9s}")
     for weakness, row in results["weaknesses"].items():
         blind = row["ceilings"]["blind"] if row["ceilings"] else float("nan")
-        for name in ("trained", "warm_start", "baseline", "trained_correlated_references"):
+        for name in SUMMARIES:
             s = row[name]
             share = s["share_of_scene_aware_ceiling"]
             print(

@@ -24,12 +24,14 @@ class ScriptedAuditor:
     """Writes a question about the first red or green object it sees (sighted), or always the same
     question (blind); captions and commands from the decoded scene."""
 
-    def __init__(self, path, sighted=True, **_):
-        self.sighted = sighted
-        self.model_id = "sighted-auditor" if sighted else "blind-auditor"
+    def __init__(self, path, sighted=True, silent=False, **_):
+        self.sighted, self.silent = sighted, silent
+        self.model_id = "silent-auditor" if silent else "sighted-auditor" if sighted else "blind-auditor"
         self.fingerprint = self.model_id
 
     def write(self, request):
+        if self.silent:  # a policy collapsed onto the end-of-text token
+            return ""
         scene = decode(request.images[0])
         if "caption" in request.prompt:
             return describe(scene)
@@ -50,6 +52,7 @@ def scripted():
     register_backend("scripted", ScriptedAuditor)
     register_model(ModelSpec("sighted-auditor", path="sighted", backend="scripted", kwargs={"sighted": True}))
     register_model(ModelSpec("blind-auditor", path="blind", backend="scripted", kwargs={"sighted": False}))
+    register_model(ModelSpec("silent-auditor", path="silent", backend="scripted", kwargs={"silent": True}))
 
 
 def red_object_question(scene):
@@ -109,6 +112,16 @@ def test_compare_auditors_measures_success_precision_and_ceilings(auditdm_home, 
     assert (tmp_path / "cmp" / "compare.png").stat().st_size > 1000
     again = compare_auditors([str(tmp_path / "cmp" / "audits" / "sighted-auditor")], base, tmp_path / "cmp2")
     assert again.reports[0].overall == sighted.overall, "an audit on disk is scored as it stands"
+
+
+def test_an_auditor_that_writes_nothing_scores_zero_beside_the_others(auditdm_home, tmp_path):
+    base = AuditConfig(target="world-target-redgreen", auditor="sighted-auditor", modes=["question"], **WORLD)
+    comparison = compare_auditors(["silent-auditor", "sighted-auditor"], base, tmp_path / "cmp")
+    silent, sighted = comparison.reports
+    assert silent.overall.probes_written == 30 and silent.overall.failures == 0 and silent.overall.success_rate == 0.0
+    assert silent.overall.distinct_per_100 == 0.0, "30 empty texts are no variety"
+    assert sighted.overall.success_rate > 0
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["auditors"][0]["overall"]["probes_written"] == 30
 
 
 def test_a_target_without_weakness_has_no_genuine_failures(auditdm_home, tmp_path):

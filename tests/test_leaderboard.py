@@ -88,6 +88,15 @@ def test_no_results_is_a_clear_error(tmp_path):
         build_table(collect([tmp_path]))
 
 
+def test_a_missing_results_folder_is_named_with_its_fix(tmp_path):
+    """lmms-eval exits 0 when its evaluation fails, so a missing --output_path is what a user sees first."""
+    done = subprocess.run([str(BIN / "auditdm"), "leaderboard", str(tmp_path / "lmms-results"), "--out", str(tmp_path / "board")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2
+    assert "no results directory" in done.stderr and "lmms-results" in done.stderr and "--output_path" in done.stderr
+    assert not (tmp_path / "board").exists()
+
+
 def test_leaderboard_cli(tmp_path):
     name, _, _ = shipped_audit()
     done = subprocess.run([str(BIN / "auditdm"), "leaderboard", *map(str, RUNS), "--out", str(tmp_path), "--base", CONFIG["base"]],
