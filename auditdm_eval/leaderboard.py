@@ -170,7 +170,6 @@ def collect(roots: Iterable[str | Path]) -> list[Score]:
     scores = []
     for root in map(Path, roots):
         if not root.exists():
-            # lmms-eval 0.7.3 exits 0 even when its evaluation failed: the missing folder is often the only sign
             raise FileNotFoundError(
                 f"no results directory {root}: pass the folder a harness wrote (lmms-eval --output_path, VLMEvalKit "
                 f"--work-dir); if the harness ran, read its log: lmms-eval exits 0 even when its evaluation failed"
