@@ -200,6 +200,7 @@ class Batches:
         self.processor = processor
         self.pool_seed = pool_seed
         self.rng = random.Random(seed)
+        self.prompt_lengths: dict[str, int] = {}
 
     def make(self, size: int, tasks: TaskMix) -> dict[str, torch.Tensor]:
         from ..world import draw, sample_scene
@@ -217,18 +218,27 @@ class Batches:
             prompts.append(prompt)
             fulls.append(prompt + text + "<end_of_turn>")
             images.append([draw(scene)])
-        return supervised_batch(self.processor, prompts, fulls, images)
+        return supervised_batch(self.processor, prompts, fulls, images, self.prompt_lengths)
 
 
-def supervised_batch(processor, prompts: list[str], fulls: list[str], images: list) -> dict[str, torch.Tensor]:
+def supervised_batch(
+    processor, prompts: list[str], fulls: list[str], images: list, known_lengths: dict[str, int] | None = None
+) -> dict[str, torch.Tensor]:
+    """``known_lengths`` (prompt -> its length in tokens, filled in here) spares processing the images of a
+    prompt seen before a second time: one image always expands to the same number of tokens."""
     tokenizer = processor.tokenizer
     side = tokenizer.padding_side
+    known = {} if known_lengths is None else known_lengths
     tokenizer.padding_side = "right"
     try:
         batch = processor(text=fulls, images=images, padding=True, return_tensors="pt")
-        prompt_lengths = [len(ids) for ids in processor(text=prompts, images=images, padding=False)["input_ids"]]
+        new = {prompt: image for prompt, image in zip(prompts, images) if prompt not in known}
+        if new:
+            lengths = processor(text=list(new), images=list(new.values()), padding=False)["input_ids"]
+            known.update(zip(new, map(len, lengths)))
     finally:
         tokenizer.padding_side = side
+    prompt_lengths = [known[prompt] for prompt in prompts]
     labels = batch["input_ids"].clone()
     for row, length in enumerate(prompt_lengths):
         labels[row, :length] = -100

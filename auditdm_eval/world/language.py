@@ -458,8 +458,9 @@ def unique_refs(obj: SceneObject, scene: Scene) -> list[Ref]:
     return refs
 
 
-def minimal_refs(obj: SceneObject, scene: Scene) -> list[Ref]:
-    refs = unique_refs(obj, scene)
+def minimal_refs(obj: SceneObject, scene: Scene, refs: list[Ref] | None = None) -> list[Ref]:
+    """The shortest of ``refs`` (default: every unique description of ``obj``)."""
+    refs = unique_refs(obj, scene) if refs is None else refs
     if not refs:
         return []
     shortest = min(_ref_length(r) for r in refs)
@@ -500,8 +501,10 @@ def existence_filters() -> list[Ref]:
 def query_space(scene: Scene) -> list[Query]:
     """Every valid query about ``scene`` in canonical form (each has an answer)."""
     queries: list[Query] = []
+    refs = {id(obj): unique_refs(obj, scene) for obj in scene.objects}
+    shortest = {id(obj): minimal_refs(obj, scene, refs[id(obj)]) for obj in scene.objects}
     for obj in scene.objects:
-        for ref in unique_refs(obj, scene):
+        for ref in refs[id(obj)]:
             for attribute in ATTRIBUTES:
                 if getattr(ref, attribute) is None:
                     queries.append(Query(attribute, ref))
@@ -518,8 +521,8 @@ def query_space(scene: Scene) -> list[Query]:
         if obj.shape == "sign":
             queries.append(Query("text", Ref(shape="sign", cell=obj.cell)))
     for a, b in itertools.permutations(scene.objects, 2):
-        for ra in minimal_refs(a, scene):
-            for rb in minimal_refs(b, scene):
+        for ra in shortest[id(a)]:
+            for rb in shortest[id(b)]:
                 for relation in RELATIONS:
                     queries.append(Query("relation", ra, rb, relation))
     queries += [Query("count", f) for f in count_filters()]
