@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 import textwrap
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -362,6 +364,22 @@ def test_fingerprints_differ_where_answers_can_differ():
     assert load_model("world-oracle").fingerprint == load_model("world-oracle").fingerprint
     assert load_model("world-oracle-noisy:0.2:1").fingerprint != load_model("world-oracle-noisy-a").fingerprint
     assert load_model("world-oracle-noisy:0.1:1").fingerprint == load_model("world-oracle-noisy-a").fingerprint
+
+
+def test_the_code_hash_follows_what_decides_answers_and_drawings(tmp_path):
+    from auditdm_eval.world import models
+
+    copy = tmp_path / "world"
+    shutil.copytree(Path(models.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert models.source_hash(copy) == models.world_code_hash()
+    for module in models.UNHASHED_MODULES:  # registration, re-exports, the stats script: caches and warm starts stay
+        (copy / module).write_text((copy / module).read_text() + "\n# edited\n")
+    assert models.source_hash(copy) == models.world_code_hash()
+    (copy / "language.py").write_text((copy / "language.py").read_text() + "\n# edited\n")
+    edited = models.source_hash(copy)
+    assert edited != models.world_code_hash()
+    (copy / "more_rules.py").write_text("RULE = 1\n")  # a new module is hashed unless listed as unhashed
+    assert models.source_hash(copy) != edited
 
 
 def test_registered_models_load_through_model_adapters():

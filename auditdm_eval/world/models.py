@@ -51,15 +51,27 @@ DEFAULT_ERROR_RATE = 0.1
 DEFAULT_CORRELATION = 0.8
 
 
+# modules that decide nothing the world draws, reads back, samples or answers (its registration in the
+# project, re-exports, a measurement script): editing them keeps caches and warm starts; any other
+# module of the package, a new one included, is hashed
+UNHASHED_MODULES = ("__init__.py", "integration.py", "stats.py")
+
+
+def source_hash(package: Path) -> str:
+    """A hash of the modules of ``package`` but :data:`UNHASHED_MODULES`."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.glob("*.py") if p.name not in UNHASHED_MODULES):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def world_code_hash() -> str:
-    """A hash of the world package's source: part of every world fingerprint (answers change with it)."""
+    """A hash of the world's behaviour: part of every world fingerprint and warm-start key (answers and
+    drawings change with it)."""
     global _CODE_HASH
     if _CODE_HASH is None:
-        digest = hashlib.sha256()
-        for path in sorted(Path(__file__).parent.glob("*.py")):
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
-        _CODE_HASH = digest.hexdigest()[:16]
+        _CODE_HASH = source_hash(Path(__file__).parent)
     return _CODE_HASH
 
 
