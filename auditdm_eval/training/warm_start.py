@@ -78,7 +78,7 @@ class WarmStartSettings:
 WARM_STARTS: dict[str, tuple[WarmStartSettings, str]] = {
     "world-auditor": (
         WarmStartSettings(),
-        "tiny Gemma3 auditor warm-started on the planted-weakness world (built on first use, ~6 min on 2 CPU cores)",
+        "tiny Gemma3 auditor warm-started on the planted-weakness world (built on first use, ~7 min on 2 CPU cores)",
     ),
     "world-auditor-large": (
         WarmStartSettings(hidden_size=128, layers=3, vision_hidden_size=96, writing_steps=2000),
