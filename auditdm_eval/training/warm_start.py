@@ -222,13 +222,12 @@ class Batches:
 
 
 def supervised_batch(
-    processor, prompts: list[str], fulls: list[str], images: list, known_lengths: dict[str, int] | None = None
+    processor, prompts: list[str], fulls: list[str], images: list, known: dict[str, int]
 ) -> dict[str, torch.Tensor]:
-    """``known_lengths`` (prompt -> its length in tokens, filled in here) spares processing the images of a
-    prompt seen before a second time: one image always expands to the same number of tokens."""
+    """``known`` (prompt -> its length in tokens, filled in here) spares processing the images of a prompt
+    seen before a second time: one image always expands to the same number of tokens."""
     tokenizer = processor.tokenizer
     side = tokenizer.padding_side
-    known = {} if known_lengths is None else known_lengths
     tokenizer.padding_side = "right"
     try:
         batch = processor(text=fulls, images=images, padding=True, return_tensors="pt")

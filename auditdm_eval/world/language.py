@@ -458,9 +458,7 @@ def unique_refs(obj: SceneObject, scene: Scene) -> list[Ref]:
     return refs
 
 
-def minimal_refs(obj: SceneObject, scene: Scene, refs: list[Ref] | None = None) -> list[Ref]:
-    """The shortest of ``refs`` (default: every unique description of ``obj``)."""
-    refs = unique_refs(obj, scene) if refs is None else refs
+def shortest_refs(refs: list[Ref]) -> list[Ref]:
     if not refs:
         return []
     shortest = min(_ref_length(r) for r in refs)
@@ -502,7 +500,7 @@ def query_space(scene: Scene) -> list[Query]:
     """Every valid query about ``scene`` in canonical form (each has an answer)."""
     queries: list[Query] = []
     refs = {id(obj): unique_refs(obj, scene) for obj in scene.objects}
-    shortest = {id(obj): minimal_refs(obj, scene, refs[id(obj)]) for obj in scene.objects}
+    shortest = {key: shortest_refs(found) for key, found in refs.items()}
     for obj in scene.objects:
         for ref in refs[id(obj)]:
             for attribute in ATTRIBUTES:
