@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 from pathlib import Path
 
 import yaml
+from throughput import machine  # a sibling script: this folder is on sys.path when it runs
 
 from auditdm_eval.cli import main as auditdm
 
@@ -69,6 +69,15 @@ def summary(auditor: dict, baseline: dict, ceilings: dict | None) -> dict:
     }
 
 
+def warm_start_record(auditor: str) -> dict | None:
+    """The warm start's validation and what it was built with (weights differ by machine: see the README)."""
+    import auditdm_eval  # noqa: F401  (registers the world's model names)
+    from model_adapters import resolve
+
+    record = Path(resolve(auditor)[0]) / "warm_start.json"
+    return json.loads(record.read_text()) if record.exists() else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weaknesses", nargs="+", default=["redgreen", "mirror", "undercount"])
@@ -85,7 +94,7 @@ def main() -> None:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     recipe = yaml.safe_load(RECIPE.read_text())
     results = {
-        "machine": f"{platform.machine()} {platform.processor()}".strip(), "auditor": args.auditor, "pool": args.pool,
+        "machine": machine(), "auditor": args.auditor, "warm_start": warm_start_record(args.auditor), "pool": args.pool,
         "recipe": recipe, "train_args": args.train_args, "weaknesses": {},
     }
     for weakness in args.weaknesses:

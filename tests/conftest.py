@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,21 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def _pin_portable_kernels() -> None:
+    """Before torch loads (read by path: importing the package would load it): the pixels and answers
+    recorded in the tests' fingerprints are AVX2 kernels' and must hold on an AVX512 CPU too."""
+    path = Path(__file__).resolve().parents[1] / "auditdm_eval" / "kernels.py"
+    spec = importlib.util.spec_from_file_location("_auditdm_kernels", path)
+    kernels = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kernels)
+    assert "torch" not in sys.modules, "torch loaded before conftest: its kernels can no longer be pinned"
+    for name, value in kernels.portable_kernels().items():
+        os.environ.setdefault(name, value)
+
+
+_pin_portable_kernels()
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +65,7 @@ def tiny_paths(auditdm_home) -> dict[str, Path]:
 
 @pytest.fixture(scope="session")
 def world_auditor(auditdm_home) -> Path:
-    """The warm-started world auditor users get (built once per session, a few minutes on 2 cores)."""
+    """The warm-started world auditor users get (the shipped copy, installed under AUDITDM_HOME)."""
     import json
 
     import auditdm_eval  # noqa: F401  (registers the world's model names)

@@ -221,7 +221,7 @@ def test_the_report_names_a_planted_weakness_by_the_records_own_types(auditdm_ho
     assert "| red | green |" in report.markdown.read_text() or "| green | red |" in report.markdown.read_text()
 
 
-def test_each_named_world_auditor_builds_from_its_own_warm_start(monkeypatch, tmp_path):
+def test_the_default_warm_start_installs_from_the_package_and_another_builds_once(monkeypatch, tmp_path):
     from auditdm_eval.training import warm_start
     from model_adapters import resolve
 
@@ -233,8 +233,69 @@ def test_each_named_world_auditor_builds_from_its_own_warm_start(monkeypatch, tm
         return out_dir
 
     monkeypatch.setenv("AUDITDM_HOME", str(tmp_path))
-    monkeypatch.setattr(warm_start, "build_world_auditor", record)
-    small, large = (resolve(name)[0] for name in ("world-auditor", "world-auditor-large"))
-    assert [s.hidden_size for s in built] == [96, 128], "each name trains its own settings"
-    assert small != large and Path(large).name == f"world-auditor-{warm_start.WARM_STARTS['world-auditor-large'][0].key()}"
-    assert resolve("world-auditor-large")[0] == large and len(built) == 2, "built once, then found in $AUDITDM_HOME"
+    monkeypatch.setattr(warm_start, "build_in_child", record)
+    small, large = (Path(resolve(name)[0]) for name in ("world-auditor", "world-auditor-large"))
+    assert [s.hidden_size for s in built] == [128], "the large one is built; the default one is not"
+    shipped = warm_start.shipped_copy(warm_start.WARM_STARTS["world-auditor"][0])
+    assert small.parent == large.parent == tmp_path / "tiny" and small != large
+    for file in shipped.iterdir():
+        assert (small / file.name).read_bytes() == file.read_bytes(), f"{file.name} installed as shipped"
+    assert large.name == f"world-auditor-{warm_start.WARM_STARTS['world-auditor-large'][0].key()}"
+    assert resolve("world-auditor-large")[0] == str(large) and len(built) == 1, "built once, then found in $AUDITDM_HOME"
+
+
+def test_the_shipped_warm_start_is_the_default_one_for_the_current_world():
+    """Editing the world's code or the default settings changes the warm start's key: the package
+    must then ship a build for the new key, or every fresh machine spends a quarter of an hour building."""
+    from auditdm_eval.training import warm_start
+
+    settings = warm_start.WARM_STARTS["world-auditor"][0]
+    shipped = warm_start.shipped_copy(settings)
+    fix = "run `python -m auditdm_eval.training.warm_start ship world-auditor` and commit auditdm_eval/training/shipped"
+    assert shipped is not None, f"no shipped warm start for key {settings.key()}: {fix}"
+    record = json.loads((shipped / "warm_start.json").read_text())
+    assert warm_start.settings_from_json(json.dumps(record["settings"])) == settings
+    assert record["validation"]["objects_described_right"] > 0.7 and record["validation"]["captions_rendered"] > 0.8
+    assert [p.name for p in warm_start.SHIPPED.iterdir()] == [shipped.name], f"stale shipped copies: {fix}"
+
+
+def test_a_warm_start_builds_in_a_child_with_its_settings_and_pinned_kernels(monkeypatch, tmp_path):
+    import subprocess
+    from dataclasses import asdict
+
+    from auditdm_eval import kernels
+    from auditdm_eval.training import warm_start
+
+    settings = warm_start.WARM_STARTS["world-auditor-large"][0]
+    again = warm_start.settings_from_json(json.dumps(asdict(settings)))
+    assert again == settings and again.key() == settings.key(), "the child builds what the parent's cache key names"
+    launched = []
+    monkeypatch.setattr(kernels.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(subprocess, "run", lambda command, env, check: launched.append((command, env)) or subprocess.CompletedProcess(command, 3))
+    with pytest.raises(RuntimeError, match="exit 3"):
+        warm_start.build_in_child(tmp_path / "out", settings, progress=False)
+    (command, env), = launched
+    assert "build_from_argv" in command[2] and command[3] == str(tmp_path / "out") and command[5] == "quiet"
+    assert warm_start.settings_from_json(command[4]) == settings
+    assert {name: env[name] for name in kernels.PORTABLE_KERNELS} == kernels.PORTABLE_KERNELS
+
+
+def test_a_short_build_trains_validates_and_records_what_it_was_built_with(tmp_path):
+    """The build users get when nothing shipped fits, for a few steps: a child process trains, saves,
+    validates and records its settings and kernels; the result loads and generates like any checkpoint."""
+    import platform
+
+    from auditdm_eval.training import warm_start
+    from auditdm_eval.world import draw, sample_scene
+    from model_adapters import GenerationRequest, GenerationSettings, TransformersVLM
+
+    settings = warm_start.WarmStartSettings(vision_steps=2, writing_steps=2, batch_size=4)
+    warm_start.build_in_child(tmp_path / "ws", settings, progress=False)
+    record = json.loads((tmp_path / "ws" / "warm_start.json").read_text())
+    assert warm_start.settings_from_json(json.dumps(record["settings"])) == settings
+    assert record["validation"]["final_loss"] > 0 and 0 <= record["validation"]["objects_described_right"] <= 1
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert record["built_with"]["cpu_capability"] == "AVX2", record["built_with"]
+    model = TransformersVLM(str(tmp_path / "ws"))
+    request = GenerationRequest((draw(sample_scene(5, 0)),), warm_start.DESCRIBE, "instruct", GenerationSettings(max_new_tokens=4))
+    assert isinstance(model.generate([request])[0], str)

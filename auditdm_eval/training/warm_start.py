@@ -18,17 +18,26 @@ scenes drawn from the world (a pool the held-out pools never use):
    "the red circle" to what the image shows there, as the paper's auditor, a capable VLM, can.
 
 Nothing here knows which weakness a target has: the auditor learns to see and to ask, and GRPO
-(:mod:`.grpo`) learns what to ask. The model is built once per settings and cached under
-``$AUDITDM_HOME/tiny/`` (``world-auditor-<key>``), with the validation figures it reached in
-``warm_start.json``; it then loads through ``model_adapters`` like any checkpoint.
+(:mod:`.grpo`) learns what to ask. A warm start lives under ``$AUDITDM_HOME/tiny/``
+(``world-auditor-<key>``), with the validation figures it reached and what it was built with in
+``warm_start.json``, and loads through ``model_adapters`` like any checkpoint. The package ships the
+default one (``shipped/``, 1.3 MB), so that every machine audits with the same validated weights:
+a build's weights follow the CPU's float kernels (see :mod:`auditdm_eval.kernels`) and take a quarter of an
+hour on 2 cores. Any other settings, or the default after the world's code changed, are built once
+on first use. ``python -m auditdm_eval.training.warm_start ship world-auditor`` rebuilds the shipped copy.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import platform
 import random
 import re
+import shutil
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -38,11 +47,13 @@ from typing import Any
 import torch
 
 from ..cache import content_key
+from ..kernels import portable_kernels
 from ..prompts import PROMPT_VARIANTS, AuditorPrompts
 
 logger = logging.getLogger(__name__)
 
-WARM_START_VERSION = 4
+WARM_START_VERSION = 5  # 5: built with kernels.PORTABLE_KERNELS
+SHIPPED = Path(__file__).parent / "shipped"
 DESCRIBE = "Describe the image."
 GRID = ("top left", "top center", "top right", "middle left", "center", "middle right", "bottom left", "bottom center", "bottom right")
 TaskMix = tuple[tuple[str, float], ...]
@@ -74,11 +85,12 @@ class WarmStartSettings:
 
 
 # The registered warm-started auditors: model name -> (settings, description). The large one sees
-# better (it looks up a named cell 85% of the time, against 57%) at about 3.4x the build time.
+# better where measured (a named cell looked up 85% of the time against 57%; one build, the figure
+# moves with the machine: see build_environment) at about 3.4x the build time.
 WARM_STARTS: dict[str, tuple[WarmStartSettings, str]] = {
     "world-auditor": (
         WarmStartSettings(),
-        "tiny Gemma3 auditor warm-started on the planted-weakness world (built on first use, ~7 min on 2 CPU cores)",
+        "tiny Gemma3 auditor warm-started on the planted-weakness world (shipped with the package)",
     ),
     "world-auditor-large": (
         WarmStartSettings(hidden_size=128, layers=3, vision_hidden_size=96, writing_steps=2000),
@@ -338,6 +350,18 @@ def evaluate(path: Path, scenes: int = 64, pool_seed: int = 777) -> dict[str, fl
     }
 
 
+def build_environment() -> dict[str, str]:
+    """What a build's weights depend on besides its settings: the same seed trains different weights
+    under another torch, transformers or CPU (float kernels), so the validation figures are a build's own."""
+    import transformers
+
+    return {
+        "torch": torch.__version__, "transformers": transformers.__version__, "python": platform.python_version(),
+        "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "threads": str(torch.get_num_threads()),
+    }
+
+
 def build_world_auditor(out_dir: str | Path, settings: WarmStartSettings = WarmStartSettings(), progress: bool = True) -> Path:
     out_dir = Path(out_dir)
     model, processor = build_untrained(settings)
@@ -345,16 +369,90 @@ def build_world_auditor(out_dir: str | Path, settings: WarmStartSettings = WarmS
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     report.update(evaluate(out_dir))
-    (out_dir / "warm_start.json").write_text(json.dumps({"settings": asdict(settings), "validation": report}, indent=2))
+    record = {"settings": asdict(settings), "validation": report, "built_with": build_environment()}
+    (out_dir / "warm_start.json").write_text(json.dumps(record, indent=2))
     logger.info("warm-started world auditor: %s", report)
     return out_dir
 
 
+def folder_name(settings: WarmStartSettings) -> str:
+    return f"world-auditor-{settings.key()}"
+
+
+def shipped_copy(settings: WarmStartSettings) -> Path | None:
+    """The package's own build of ``settings``, if it ships one for the world's current code."""
+    folder = SHIPPED / folder_name(settings)
+    return folder if (folder / "warm_start.json").exists() else None
+
+
 def ensure_world_auditor(root: str | Path, settings: WarmStartSettings = WarmStartSettings(), progress: bool = True) -> Path:
-    """The warm-started auditor for ``settings``, built into ``root`` on first use (a few minutes on 2 CPU cores)."""
+    """The warm-started auditor for ``settings`` under ``root``: the shipped copy, or built there on
+    first use (a quarter of an hour on 2 CPU cores)."""
     from model_adapters.tiny import COMPLETE, build_once
 
-    target = Path(root) / f"world-auditor-{settings.key()}"
+    target = Path(root) / folder_name(settings)
+    shipped = shipped_copy(settings)
+    if shipped is not None:
+        return build_once(target, lambda staging: shutil.copytree(shipped, staging, dirs_exist_ok=True), f"{__name__} (shipped)")
     if not (target / COMPLETE).exists():
-        logger.warning("building the warm-started world auditor into %s (once; a few minutes on 2 CPU cores)", target)
-    return build_once(target, lambda staging: build_world_auditor(staging, settings, progress), "auditdm_eval.training.warm_start")
+        logger.warning("building the warm-started world auditor into %s (once; a quarter of an hour on 2 CPU cores)", target)
+    return build_once(target, lambda staging: build_in_child(staging, settings, progress), __name__)
+
+
+def ship(name: str) -> Path:
+    """Build the registered warm start ``name`` into the package's ``shipped/`` folder and drop the
+    copies no registered warm start uses any more (built for older settings or world code)."""
+    settings = WARM_STARTS[name][0]
+    target = SHIPPED / folder_name(settings)
+    staging = SHIPPED / f".{target.name}-building"
+    shutil.rmtree(staging, ignore_errors=True)
+    build_in_child(staging, settings, progress=True)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    current = {folder_name(registered) for registered, _ in WARM_STARTS.values()}
+    for folder in SHIPPED.glob("world-auditor-*"):
+        if folder.name not in current:
+            shutil.rmtree(folder)
+    return target
+
+
+def build_in_child(out_dir: Path, settings: WarmStartSettings, progress: bool) -> None:
+    """``build_world_auditor`` in a fresh interpreter: torch picks its kernels once, when it loads."""
+    entry = f"import sys; from {__name__} import build_from_argv; build_from_argv(sys.argv[1:])"
+    command = [sys.executable, "-c", entry, str(out_dir), json.dumps(asdict(settings)), "progress" if progress else "quiet"]
+    done = subprocess.run(command, env={**os.environ, **portable_kernels()}, check=False)
+    if done.returncode:
+        raise RuntimeError(f"building the world auditor into {out_dir} failed (exit {done.returncode}); its output is above")
+
+
+def settings_from_json(text: str) -> WarmStartSettings:
+    fields = json.loads(text)
+    mixes = {name: tuple(tuple(task) for task in fields[name]) for name in ("vision_mix", "writing_mix")}
+    return WarmStartSettings(**{**fields, **mixes})
+
+
+def build_from_argv(argv: list[str]) -> None:
+    """The child's side of ``build_in_child``: out_dir, the settings as JSON, "progress" or "quiet"."""
+    logging.basicConfig(level=logging.INFO)
+    out_dir, settings, progress = argv
+    build_world_auditor(out_dir, settings_from_json(settings), progress=progress == "progress")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m {__name__}", description="Build warm-started world auditors.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("ship", help="rebuild a registered warm start into the package (then commit it)").add_argument(
+        "name", choices=sorted(WARM_STARTS)
+    )
+    build = commands.add_parser("build", help="build a registered warm start into a folder of your own (this machine's build)")
+    build.add_argument("name", choices=sorted(WARM_STARTS))
+    build.add_argument("out", type=Path)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    if args.command == "ship":
+        print(ship(args.name))
+    else:
+        build_in_child(args.out, WARM_STARTS[args.name][0], progress=True)
+        print(args.out)
