@@ -17,19 +17,20 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
-def _pin_portable_kernels() -> None:
-    """Before torch loads (read by path: importing the package would load it): the pixels and answers
-    recorded in the tests' fingerprints are AVX2 kernels' and must hold on an AVX512 CPU too."""
+def _pin_kernels_and_threads() -> None:
+    """Before torch loads (kernels.py is read by path: importing the package would load torch): the
+    pixels recorded in the engines' fingerprint are AVX2 kernels' with 2 threads (the CI's 2 cores),
+    and must hold on an AVX512 CPU (unpinned, its rendered pixels differed) and on more cores."""
     path = Path(__file__).resolve().parents[1] / "auditdm_eval" / "kernels.py"
     spec = importlib.util.spec_from_file_location("_auditdm_kernels", path)
     kernels = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(kernels)
     assert "torch" not in sys.modules, "torch loaded before conftest: its kernels can no longer be pinned"
-    for name, value in kernels.portable_kernels().items():
+    for name, value in {**kernels.portable_kernels(), "OMP_NUM_THREADS": "2"}.items():
         os.environ.setdefault(name, value)
 
 
-_pin_portable_kernels()
+_pin_kernels_and_threads()
 
 
 @pytest.fixture(scope="session")
