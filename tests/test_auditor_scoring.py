@@ -275,7 +275,8 @@ def test_a_warm_start_builds_in_a_child_with_its_settings_and_pinned_kernels(mon
     with pytest.raises(RuntimeError, match="exit 3"):
         warm_start.build_in_child(tmp_path / "out", settings, progress=False)
     (command, env), = launched
-    assert "build_from_argv" in command[2] and command[3] == str(tmp_path / "out") and command[5] == "quiet"
+    assert f"from {warm_start.__name__} import build_from_argv" in command[2], "importable also under python -m"
+    assert command[3] == str(tmp_path / "out") and command[5] == "quiet"
     assert warm_start.settings_from_json(command[4]) == settings
     assert {name: env[name] for name in kernels.PORTABLE_KERNELS} == kernels.PORTABLE_KERNELS
 

@@ -54,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 WARM_START_VERSION = 5  # 5: built with kernels.PORTABLE_KERNELS
 SHIPPED = Path(__file__).parent / "shipped"
+MODULE = "auditdm_eval.training.warm_start"  # its importable name, also when run with ``python -m``
 DESCRIBE = "Describe the image."
 GRID = ("top left", "top center", "top right", "middle left", "center", "middle right", "bottom left", "bottom center", "bottom right")
 TaskMix = tuple[tuple[str, float], ...]
@@ -418,7 +419,7 @@ def ship(name: str) -> Path:
 
 def build_in_child(out_dir: Path, settings: WarmStartSettings, progress: bool) -> None:
     """``build_world_auditor`` in a fresh interpreter: torch picks its kernels once, when it loads."""
-    entry = f"import sys; from {__name__} import build_from_argv; build_from_argv(sys.argv[1:])"
+    entry = f"import sys; from {MODULE} import build_from_argv; build_from_argv(sys.argv[1:])"
     command = [sys.executable, "-c", entry, str(out_dir), json.dumps(asdict(settings)), "progress" if progress else "quiet"]
     done = subprocess.run(command, env={**os.environ, **portable_kernels()}, check=False)
     if done.returncode:
@@ -438,10 +439,10 @@ def build_from_argv(argv: list[str]) -> None:
     build_world_auditor(out_dir, settings_from_json(settings), progress=progress == "progress")
 
 
-if __name__ == "__main__":
+def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    parser = argparse.ArgumentParser(prog=f"python -m {__name__}", description="Build warm-started world auditors.")
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}", description="Build warm-started world auditors.")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("ship", help="rebuild a registered warm start into the package (then commit it)").add_argument(
         "name", choices=sorted(WARM_STARTS)
@@ -449,10 +450,16 @@ if __name__ == "__main__":
     build = commands.add_parser("build", help="build a registered warm start into a folder of your own (this machine's build)")
     build.add_argument("name", choices=sorted(WARM_STARTS))
     build.add_argument("out", type=Path)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     if args.command == "ship":
         print(ship(args.name))
     else:
         build_in_child(args.out, WARM_STARTS[args.name][0], progress=True)
         print(args.out)
+
+
+if __name__ == "__main__":
+    from auditdm_eval.training.warm_start import main as imported_main  # the one instance the package already loaded
+
+    imported_main()
