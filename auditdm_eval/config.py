@@ -272,7 +272,7 @@ WORLD_NOTICE = (
     "No models given: running the embedded default, the planted-weakness world. The target {target} has a "
     "planted weakness (the default one, world-target-redgreen, sees red and green swapped); three noisy oracles (10% random "
     "errors each, majority) are the reference ensemble; the world-auditor, a tiny Gemma3 warm-started on the world "
-    "(built once under $AUDITDM_HOME, minutes on a CPU), writes {probes_per_image} probes per scene and mode on "
+    "(shipped with the package, installed under $AUDITDM_HOME), writes {probes_per_image} probes per scene and mode on "
     "{images}. Every record holds the ground truth, so "
     "the failures found are real failures of the target. Other weaknesses: --target world-target-mirror, "
     "world-target-undercount or world-target:<module>:<function> (your own). The transformers path on tiny "
