@@ -32,6 +32,18 @@ def _pin_kernels_and_threads() -> None:
 
 _pin_kernels_and_threads()
 
+# The files that take longest start first, so that the two xdist workers (pyproject's addopts) do not end
+# with one of them alone on a long file. A scheduling hint only: any order passes.
+LONGEST_FILES_FIRST = (
+    "test_ray_engine.py", "test_auditor_training.py", "test_readme.py", "test_lmms_eval.py", "test_suite_lmms_eval.py",
+    "test_vlmeval.py", "test_cli.py", "test_rectify.py", "test_reliability.py", "test_leaderboard.py",
+)
+
+
+def pytest_collection_modifyitems(items) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
 
 @pytest.fixture(scope="session")
 def auditdm_home(tmp_path_factory) -> Path:

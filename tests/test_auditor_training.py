@@ -50,21 +50,23 @@ def test_a_few_steps_in_all_three_modes_train_log_every_term_and_reload(world_au
 
 
 def test_training_against_a_planted_weakness_beats_the_baseline_and_a_sound_target_shows_nothing(world_auditor, tmp_path):
-    """The trained auditor finds the mirrored target's failures far more often than the prompted
-    baseline on held-out scenes, every failure it flags is genuine, and the same auditor finds no
-    genuine failure of a target without weakness."""
-    out = tmp_path / "mirror"
+    """The trained auditor finds the red/green-swapped target's failures far more often than the
+    warm start it began from and the prompted baseline on held-out scenes, every failure it flags is
+    genuine, and the same auditor finds no genuine failure of a target without weakness. (Red/green
+    learns in 30 steps, 13.8% -> 56% measured; mirror, which needs the image more, took 120.)"""
+    out = tmp_path / "redgreen"
     train_auditor(parse([
-        "--config", RECIPE, "--auditor", str(world_auditor), "--target", "world-target-mirror", "--max_steps", "120",
+        "--config", RECIPE, "--auditor", str(world_auditor), "--target", "world-target-redgreen", "--max_steps", "30",
         "--output_dir", str(out), "--disable_tqdm", "true", "--save_strategy", "no",
     ]))
     held_out = AuditConfig(
-        target="world-target-mirror", references=NOISY, agreement_rule="majority", auditor=str(out), images="world:80:7",
+        target="world-target-redgreen", references=NOISY, agreement_rule="majority", auditor=str(out), images="world:80:7",
         modes=["question"], answer_max_new_tokens=4, auditor_max_new_tokens=24, no_cache=True, progress=False,
     )
-    comparison = compare_auditors([str(out), f"{world_auditor}@baseline"], held_out, tmp_path / "compare")
-    trained, baseline = (report.overall for report in comparison.reports)
+    comparison = compare_auditors([str(out), str(world_auditor), f"{world_auditor}@baseline"], held_out, tmp_path / "compare")
+    trained, warm_start, baseline = (report.overall for report in comparison.reports)
     assert trained.success_rate > 3 * max(baseline.success_rate, 0.05), (trained, baseline)
+    assert trained.success_rate > 2 * warm_start.success_rate, (trained, warm_start)
     assert trained.precision >= 0.9
     sound = compare_auditors([str(out)], held_out.with_overrides(target="world-target-none"), tmp_path / "sound")
     assert sound.reports[0].overall.genuine_failures == 0
