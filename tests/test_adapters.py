@@ -133,3 +133,25 @@ def test_hub_id_offline_gives_a_clear_error(monkeypatch):
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="vqa"):
         GenerationRequest((), "hi", task="chat")
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_generated_text_never_holds_an_image_placeholder(tiny_paths, name):
+    """trl's GRPOTrainer suppresses the image token while the auditor samples, so a trained auditor may
+    rank it first; generation here suppresses it too. With its logit forced up, the text still reads
+    (suppression off: every token generated is the placeholder, and the decoded text is empty)."""
+    from model_adapters.transformers_backend import placeholder_token_ids
+
+    adapter = TransformersVLM(str(tiny_paths[name]))
+    placeholders = placeholder_token_ids(adapter.model.config)
+    assert adapter.suppressed_tokens == placeholders and placeholders, "each family's image token is known"
+
+    def favour_placeholders(module, inputs, logits):
+        logits[..., placeholders] += 1e4
+        return logits
+
+    adapter.model.get_output_embeddings().register_forward_hook(favour_placeholders)
+    asked = requests(4) + [sampled(requests()[0], seed=3, max_new_tokens=4)]  # greedy and sampled
+    assert all(adapter.generate(asked)), "the placeholders are never generated"
+    adapter.suppressed_tokens = []
+    assert not any(adapter.generate(asked)), "without suppression the forced placeholders are all it writes"
