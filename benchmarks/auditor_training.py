@@ -22,6 +22,7 @@ probes per 100, precision and recall against the ground truth.
     python benchmarks/auditor_training.py --auditor world-auditor-large   # the larger warm start
     python benchmarks/auditor_training.py --auditor world-auditor-large \
         --json benchmarks/results/auditor-training-world-large-900-steps.json --train-args --max_steps 900
+    python benchmarks/auditor_training.py --recipe my_auditor_recipe.yaml --json benchmarks/results/mine.json
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ CORRELATED = "world-oracle-correlated-a,world-oracle-correlated-b,world-oracle-c
 SUMMARIES = ("trained", "warm_start", "baseline", "trained_correlated_references", "trained_sampled", "baseline_sampled")
 
 
-def compare(auditors: list[str], target: str, references: str, pool: str, out: Path, *flags: str) -> dict:
+def compare(auditors: list[str], target: str, references: str, pool: str, out: Path, *flags: str, tokens: int = 24) -> dict:
     code = auditdm([
         "compare-auditors", *auditors, "--images", pool, "--target", target, "--ensemble", references,
-        "--agreement", "majority", "--answer-max-new-tokens", "4", "--auditor-max-new-tokens", "24", "--no-cache",
+        "--agreement", "majority", "--answer-max-new-tokens", "4", "--auditor-max-new-tokens", str(tokens), "--no-cache",
         "--out", str(out), *flags,
     ])
     if code:
@@ -85,6 +86,8 @@ def main() -> None:
     parser.add_argument("--auditor", default="world-auditor", help="the warm-started auditor to train (a model name)")
     parser.add_argument("--work", type=Path, help="default: outputs/auditor-training-benchmark/<the --json file's stem>")
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/auditor-training-<auditor minus 'auditor'>.json")
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="the train-auditor config (its max_completion_length "
+                        "also bounds the probes compare-auditors writes)")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="more train-auditor flags (after the others)")
     args = parser.parse_args()
     name = Path(args.auditor).name  # a registered name or a local checkpoint's folder
@@ -92,7 +95,8 @@ def main() -> None:
     stem = args.json.stem  # the charts, and the work folder (another --json never reuses this one's trained auditors)
     args.work = args.work or Path("outputs/auditor-training-benchmark") / stem
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    recipe = yaml.safe_load(RECIPE.read_text())
+    recipe = yaml.safe_load(args.recipe.read_text())
+    tokens = recipe["max_completion_length"]  # the auditor writes as long texts as it was trained to
     results = {
         "machine": machine(), "auditor": args.auditor, "warm_start": warm_start_record(args.auditor), "pool": args.pool,
         "recipe": recipe, "train_args": args.train_args, "weaknesses": {},
@@ -102,7 +106,7 @@ def main() -> None:
         trained = args.work / weakness / "auditor"
         if not (trained / "auditor_training.json").exists():
             code = auditdm([
-                "train-auditor", "--config", str(RECIPE), "--target", target, "--auditor", args.auditor,
+                "train-auditor", "--config", str(args.recipe), "--target", target, "--auditor", args.auditor,
                 "--output_dir", str(trained), "--disable_tqdm", "true", *args.train_args,
             ])
             if code:
@@ -110,11 +114,11 @@ def main() -> None:
         log = json.loads((trained / "auditor_training.json").read_text())["log_history"]
         train_seconds = next(entry["train_runtime"] for entry in reversed(log) if "train_runtime" in entry)
         auditors = [str(trained), args.auditor, f"{args.auditor}@baseline"]
-        independent = compare(auditors, target, INDEPENDENT, args.pool, args.work / weakness / "independent")
-        correlated = compare([str(trained)], target, CORRELATED, args.pool, args.work / weakness / "correlated")
+        independent = compare(auditors, target, INDEPENDENT, args.pool, args.work / weakness / "independent", tokens=tokens)
+        correlated = compare([str(trained)], target, CORRELATED, args.pool, args.work / weakness / "correlated", tokens=tokens)
         sampled = compare(
             [str(trained), f"{args.auditor}@baseline"], target, INDEPENDENT, args.pool, args.work / weakness / "sampled",
-            "--auditor_sampling",
+            "--auditor_sampling", tokens=tokens,
         )
         sampled_reports = {report["label"]: report for report in sampled["auditors"]}
         sampled_baseline = sampled_reports[f"{args.auditor}@baseline"]
