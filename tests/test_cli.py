@@ -48,7 +48,8 @@ def test_embedded_default_finds_the_planted_weakness_in_all_three_modes(world_au
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_with_nothing_lost_or_duplicated(tiny_paths, auditdm_home, tmp_path, image_folder):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
+def test_stopped_run_resumes_with_nothing_lost_or_duplicated(stop, tiny_paths, auditdm_home, tmp_path, image_folder):
     from conftest import photo
 
     for i in range(3, 8):
@@ -60,12 +61,15 @@ def test_killed_run_resumes_with_nothing_lost_or_duplicated(tiny_paths, auditdm_
         "--cache-dir", str(tmp_path / "cache"), "--no-progress",
     ]
     env = {**os.environ, "AUDITDM_HOME": str(auditdm_home), "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(AUDITDM + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(AUDITDM + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while time.time() < deadline and len(list((out / "data").glob("test-*.parquet"))) < 2:
         time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.send_signal(stop)
+    stderr = process.communicate()[1]
+    if stop == signal.SIGINT:
+        assert process.returncode == 130, stderr
+        assert "interrupted; what it finished is kept" in stderr and "Traceback" not in stderr, stderr
     written_before = len(list((out / "data").glob("test-*.parquet")))
     assert 2 <= written_before < 8, "the run was killed part-way"
     again = run_cli(args, auditdm_home)

@@ -63,6 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         quiet_libraries()
     try:
         return command_module(args.command).main(args.arguments)
+    except KeyboardInterrupt:
+        print(
+            f"auditdm {args.command}: interrupted; what it finished is kept on disk "
+            "(an audit run again with the same --out resumes, skipping the probes already written)",
+            file=sys.stderr,
+        )
+        return 130  # the shell's code for a run stopped by Ctrl-C
     except Exception as error:  # noqa: BLE001 - the project's own errors print as one message
         code = next((code for kind, code in user_errors().items() if isinstance(error, kind)), None)
         if code is None or args.debug:
