@@ -43,7 +43,7 @@ CORRELATED = "world-oracle-correlated-a,world-oracle-correlated-b,world-oracle-c
 SUMMARIES = ("trained", "warm_start", "baseline", "trained_correlated_references", "trained_sampled", "baseline_sampled")
 
 
-def compare(auditors: list[str], target: str, references: str, pool: str, out: Path, *flags: str, tokens: int = 24) -> dict:
+def compare(auditors: list[str], target: str, references: str, pool: str, out: Path, *flags: str, tokens: int) -> dict:
     code = auditdm([
         "compare-auditors", *auditors, "--images", pool, "--target", target, "--ensemble", references,
         "--agreement", "majority", "--answer-max-new-tokens", "4", "--auditor-max-new-tokens", str(tokens), "--no-cache",
