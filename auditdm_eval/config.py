@@ -84,7 +84,7 @@ class AuditConfig:
     auditor_sampling: bool = option(False, "sample the auditor (temperature 1, top-p 0.95) even with one probe per image")
     # run
     out: str = option("auditdm-out", "output directory; a rerun with the same settings resumes it")
-    overwrite: bool = option(False, "replace a different run found in --out")
+    overwrite: bool = option(False, "replace a different run found in --out (train-auditor: in --output_dir)")
     batch_size: int = option(8, "source images per batch (and per shard)")
     model_batch_size: int = option(8, "requests per model call")
     render_batch_size: int = option(4, "images per renderer call")

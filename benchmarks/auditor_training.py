@@ -104,13 +104,12 @@ def main() -> None:
     for weakness in args.weaknesses:
         target = f"world-target-{weakness}"
         trained = args.work / weakness / "auditor"
-        if not (trained / "auditor_training.json").exists():
-            code = auditdm([
-                "train-auditor", "--config", str(args.recipe), "--target", target, "--auditor", args.auditor,
-                "--output_dir", str(trained), "--disable_tqdm", "true", *args.train_args,
-            ])
-            if code:
-                raise SystemExit(f"train-auditor exited {code}")
+        code = auditdm([  # a finished run is reused, an interrupted one resumes
+            "train-auditor", "--config", str(args.recipe), "--target", target, "--auditor", args.auditor,
+            "--output_dir", str(trained), "--disable_tqdm", "true", *args.train_args,
+        ])
+        if code:
+            raise SystemExit(f"train-auditor exited {code}")
         log = json.loads((trained / "auditor_training.json").read_text())["log_history"]
         train_seconds = next(entry["train_runtime"] for entry in reversed(log) if "train_runtime" in entry)
         auditors = [str(trained), args.auditor, f"{args.auditor}@baseline"]

@@ -2,6 +2,11 @@
 users get (built once per test session under AUDITDM_HOME, a few minutes on 2 cores)."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -47,6 +52,49 @@ def test_a_few_steps_in_all_three_modes_train_log_every_term_and_reload(world_au
     ])
     assert code == 0
     assert json.loads((tmp_path / "audit" / "summary.json").read_text())["probes"] > 0
+
+
+def test_an_interrupted_training_resumes_from_its_last_whole_checkpoint_bit_for_bit(world_auditor, auditdm_home, tmp_path, capsys):
+    """Ctrl-C part-way, then the same command again: it resumes from the last checkpoint the Trainer
+    finished writing and ends with exactly the weights of a run never stopped (the Trainer's own resume
+    restores no Gemma3 weight: transformers#43701). A finished run is not trained again; a changed
+    setting is refused, naming it."""
+    flags = [
+        "--config", RECIPE, "--auditor", str(world_auditor), "--target", "world-target-mirror", "--images", "world:24:3",
+        "--max_steps", "8", "--save_steps", "2", "--per_device_train_batch_size", "16", "--num_generations", "4",
+        "--disable_tqdm", "true",
+    ]
+    train_auditor(parse([*flags, "--output_dir", str(tmp_path / "never-stopped")]))
+    out = tmp_path / "stopped"
+    command = [str(Path(sys.executable).with_name("auditdm")), "train-auditor", *flags, "--output_dir", str(out)]
+    env = {**os.environ, "AUDITDM_HOME": str(auditdm_home), "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (out / "checkpoint-2" / "trainer_state.json").exists():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate()[1]
+    assert process.returncode == 130, stderr
+    assert "resumes from its last checkpoint" in stderr and "Traceback" not in stderr, stderr
+    assert not (out / "auditor_training.json").exists(), "stopped before the end"
+    (out / "checkpoint-7").mkdir()  # a checkpoint killed while the Trainer wrote it: no trainer_state.json
+    (out / "checkpoint-7" / "model.safetensors").write_bytes(b"half")
+    last = max(int(p.name.split("-")[1]) for p in out.glob("checkpoint-*") if (p / "trainer_state.json").exists())
+
+    capsys.readouterr()
+    assert auditdm(["train-auditor", *flags, "--output_dir", str(out)]) == 0
+    assert f"resuming from {out / f'checkpoint-{last}'}" in capsys.readouterr().err
+    resumed, never_stopped = weights(out), weights(tmp_path / "never-stopped")
+    assert all(torch.equal(resumed[name], never_stopped[name]) for name in never_stopped), "the same weights as a run never stopped"
+    assert json.loads((out / "auditor_training.json").read_text())["global_step"] == 8
+
+    assert auditdm(["train-auditor", *flags, "--output_dir", str(out)]) == 0
+    assert "already trained (8 steps): nothing to do" in capsys.readouterr().err
+    assert auditdm(["train-auditor", *flags, "--output_dir", str(out), "--learning_rate", "1e-3"]) == 2
+    refused = capsys.readouterr().err
+    assert "grpo.learning_rate: 0.0003 -> 0.001" in refused and "--overwrite" in refused, refused
+    kept = weights(out)
+    assert all(torch.equal(kept[name], resumed[name]) for name in resumed), "the refused run changed nothing"
 
 
 def test_training_against_a_planted_weakness_beats_the_baseline_and_a_sound_target_shows_nothing(world_auditor, tmp_path):

@@ -61,12 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not args.verbose:
         quiet_libraries()
+    module = None
     try:
-        return command_module(args.command).main(args.arguments)
+        module = command_module(args.command)
+        return module.main(args.arguments)
     except KeyboardInterrupt:
+        resumes = getattr(module, "RESUMES", None)  # how a rerun of this command picks up the work
         print(
-            f"auditdm {args.command}: interrupted; what it finished is kept on disk "
-            "(an audit run again with the same --out resumes, skipping the probes already written)",
+            f"auditdm {args.command}: interrupted; what it finished is kept on disk" + (f" ({resumes})" if resumes else ""),
             file=sys.stderr,
         )
         return 130  # the shell's code for a run stopped by Ctrl-C

@@ -14,6 +14,7 @@ from ..engines import EngineConfig
 from ..parsing import DescriptionAndDefaultsFormatter, build, make_layered_parser
 from ._help import HELP
 
+RESUMES = "an audit run again with the same --out resumes, skipping the probes already written"
 MODEL_KEYS = ("target", "references", "auditor")
 MODEL_FLAGS = ("--target", "--references", "--ensemble", "--reference", "--auditor")
 

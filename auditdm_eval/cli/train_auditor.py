@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
+RESUMES = "train-auditor run again with the same settings and --output_dir resumes from its last checkpoint"
+
 
 def main(argv: list[str]) -> int:
     from ..training.grpo import checkpoints, parse, train_auditor
 
     run = parse(argv)
-    trained = train_auditor(run)
+    trained = train_auditor(run, announce=lambda line: print(line, file=sys.stderr, flush=True))
     curve = trained.reward_curve()
     if curve:
         first, last = curve[0][1], curve[-1][1]

@@ -99,18 +99,17 @@ def parse(argv: list[str]) -> tuple[AuditConfig, Any, IterateArguments, Recipe]:
 
 
 def train_auditor_against(target: str, auditor: str, base: AuditConfig, auditor_recipe: str, out: Path) -> str:
-    """The auditor trained with GRPO against ``target`` into ``out`` (reused when already there)."""
+    """The auditor trained with GRPO against ``target`` into ``out`` (a finished one is reused, an interrupted one resumes)."""
     from ..training.grpo import parse as parse_training
     from ..training.grpo import train_auditor
 
-    if not (out / "auditor_training.json").exists():
-        values = {
-            "target": target, "auditor": auditor, "references": base.references, "agreement_rule": base.agreement_rule,
-            "output_dir": str(out),
-        }
-        if not read_yaml(auditor_recipe).get("images"):
-            values["images"] = base.images
-        train_auditor(parse_training(["--config", auditor_recipe], values))
+    values = {
+        "target": target, "auditor": auditor, "references": base.references, "agreement_rule": base.agreement_rule,
+        "output_dir": str(out),
+    }
+    if not read_yaml(auditor_recipe).get("images"):
+        values["images"] = base.images
+    train_auditor(parse_training(["--config", auditor_recipe], values))
     return str(out)
 
 

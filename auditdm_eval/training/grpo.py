@@ -12,14 +12,15 @@ Each row of the training set is one image of the pool and one mode, with the aud
 instruction for that mode (the prompt variant's p_q, p_c or p_e). The policy's completion is the
 question, caption or edit command; the reward terms (:mod:`.rewards`) run the audit's stages on it.
 Checkpoints (``save_steps``) hold the processor too, so each loads back through ``model_adapters``
-and audits like any model: ``auditdm audit --auditor <output_dir>/checkpoint-250``.
+and audits like any model: ``auditdm audit --auditor <output_dir>/checkpoint-250``. The same command
+run again resumes an interrupted run from its last whole checkpoint (:mod:`.resume`).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from ..errors import ConfigError
 from ..modes import MODES
 from ..parsing import DescriptionAndDefaultsFormatter, build, make_layered_parser
 from ..prompts import PROMPT_VARIANTS
+from .resume import StartingPoint, TrainingFolder, finished_steps
 from .rewards import TERMS
 
 logger = logging.getLogger(__name__)
@@ -151,21 +153,24 @@ class TrainedAuditor:
     output_dir: Path
     steps: int
     log_history: list[dict[str, Any]]
+    start: StartingPoint = field(default_factory=StartingPoint)  # where this call began: a checkpoint it resumed, or a finished run
 
     def reward_curve(self, term: str = "disagreement") -> list[tuple[int, float]]:
         key = f"rewards/{term}/mean"
         return [(int(entry["step"]), float(entry[key])) for entry in self.log_history if key in entry]
 
 
-def train_auditor(run: TrainingRun) -> TrainedAuditor:
-    import datasets
-    import torch
-    from trl import GRPOTrainer, get_peft_config
+def run_settings(run: TrainingRun) -> dict[str, Any]:
+    """What a training run is: the audit it is trained against, the reward, GRPO and LoRA settings."""
+    from dataclasses import asdict
 
-    from ..reward import AuditReward
-    from ..runner import build_plan
-    from .rewards import RewardTerms, failure_logger
+    grpo = {key: value for key, value in run.grpo.to_dict().items() if key != "hub_token"}
+    return {"audit": run.config.identity(), "reward_terms": run.training.reward_terms, "grpo": grpo, "model": asdict(run.model)}
 
+
+def train_auditor(run: TrainingRun, announce: Callable[[str], None] = logger.info) -> TrainedAuditor:
+    """Train, resuming the same run from the last whole checkpoint in ``output_dir`` (see :mod:`.resume`);
+    ``announce`` is told where the run starts before it trains."""
     config, grpo = run.config, run.grpo
     config.check_ready()
     weights = grpo.reward_weights
@@ -174,13 +179,51 @@ def train_auditor(run: TrainingRun) -> TrainedAuditor:
             f"--reward_weights has {len(weights)} weight(s) for {len(run.training.reward_terms)} reward term(s) "
             f"{run.training.reward_terms}: give one weight per term, in the same order"
         )
+    settings = run_settings(run)
+    with TrainingFolder(grpo.output_dir) as folder:
+        start = folder.start(settings, grpo.max_steps, overwrite=config.overwrite, checkpoint=grpo.resume_from_checkpoint)
+        announce(f"{folder.root}: {start.describe()}")
+        if start.finished is not None:
+            record = start.finished
+            return TrainedAuditor(folder.root, finished_steps(record), list(record.get("log_history", [])), start)
+        trainer = _trainer(run)
+        with torch_grad_enabled():
+            trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint is not None else None)
+        trainer.save_model(str(folder.root))
+        trainer.processing_class.save_pretrained(str(folder.root))
+        state = trainer.state
+        folder.finish(settings, int(state.global_step), state.log_history)
+        return TrainedAuditor(folder.root, int(state.global_step), list(state.log_history), start)
+
+
+def _trainer(run: TrainingRun):
+    import datasets
+    from trl import GRPOTrainer, get_peft_config
+
+    from ..reward import AuditReward
+    from ..runner import build_plan
+    from .rewards import RewardTerms, failure_logger
+
+    class AuditorTrainer(GRPOTrainer):
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            # The Trainer restores a checkpoint's weights with load_state_dict on the saved key names, without
+            # the renaming from_pretrained applies (transformers#43701): for Gemma3 and other VLMs no weight is
+            # restored, only a warning. from_pretrained reads them right. The policy itself stays the model
+            # loaded from --auditor, so the KL reference (built from it) is the auditor training began from.
+            if run.model.use_peft:
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            policy = self.accelerator.unwrap_model(model if model is not None else self.model)
+            saved = type(policy).from_pretrained(resume_from_checkpoint, trust_remote_code=run.config.trust_remote_code)
+            policy.load_state_dict(saved.state_dict())
+
+    config, grpo = run.config, run.grpo
     rows = training_rows(config)
     if len(rows) < grpo.num_generations:
         raise ConfigError(f"{len(rows)} training row(s) for --num_generations {grpo.num_generations}: use a larger --images pool")
     plan = build_plan(config)
     terms = RewardTerms(AuditReward(plan, config.modes[0]))
     model, processor = load_policy(config, run.model)
-    trainer = GRPOTrainer(
+    return AuditorTrainer(
         model=model,
         reward_funcs=terms.terms(run.training.reward_terms),
         args=grpo,
@@ -189,19 +232,12 @@ def train_auditor(run: TrainingRun) -> TrainedAuditor:
         peft_config=get_peft_config(run.model),
         callbacks=[failure_logger(terms)],
     )
-    with torch.enable_grad():  # some harness imports (vlmeval) switch autograd off process-wide
-        trainer.train()
-    output = Path(grpo.output_dir)
-    trainer.save_model(str(output))
-    processor.save_pretrained(str(output))
-    record = {
-        "audit": config.identity(),
-        "reward_terms": run.training.reward_terms,
-        "grpo": {key: value for key, value in grpo.to_dict().items() if key not in ("hub_token",)},
-        "log_history": trainer.state.log_history,
-    }
-    (output / "auditor_training.json").write_text(json.dumps(record, indent=1, default=str))
-    return TrainedAuditor(output, int(trainer.state.global_step), list(trainer.state.log_history))
+
+
+def torch_grad_enabled():
+    import torch
+
+    return torch.enable_grad()  # some harness imports (vlmeval) switch autograd off process-wide
 
 
 def checkpoints(output_dir: str | Path) -> list[Path]:

@@ -1,0 +1,164 @@
+"""Where a ``train-auditor`` run starts in its ``output_dir``: from the beginning, from the last whole
+checkpoint of the same run (an interrupted run resumes), or nowhere (it already finished).
+
+``auditor_training_run.json`` says which run a folder holds: the audit's settings, the reward terms,
+trl's ``GRPOConfig`` and ``ModelConfig``. A rerun with the same settings resumes; a rerun that only
+changes how often and where it writes (logging, checkpoints) or asks for more steps continues the run
+(``--max_steps 3000`` after a finished 1,500-step run trains 1,500 more); any other change is refused,
+naming what changed, unless ``--overwrite`` replaces the run. A checkpoint counts as whole once its
+``trainer_state.json`` is readable: the Trainer writes that file last, so a run killed while saving
+resumes from the checkpoint before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+from ..runlock import RunLock, RunLockHeld, describe_holder
+from ..store import OutputInUseError, RunMismatchError
+
+RUN_FILE = "auditor_training_run.json"  # which run the folder holds, written before the first step
+RECORD = "auditor_training.json"  # the finished run: its settings, steps and log history
+TRAINER_STATE = "trainer_state.json"
+# GRPOConfig fields that say where, how often and how far to write or log, not what is trained
+CONTINUES_THE_RUN = frozenset({
+    "output_dir", "logging_dir", "logging_steps", "logging_first_step", "logging_strategy", "log_level", "log_completions",
+    "num_completions_to_print", "disable_tqdm", "report_to", "run_name", "save_steps", "save_strategy", "save_total_limit",
+    "save_only_model", "resume_from_checkpoint", "max_steps", "num_train_epochs", "push_to_hub", "hub_model_id",
+    "hub_strategy", "hub_token", "hub_private_repo", "dataloader_num_workers", "dataloader_persistent_workers",
+})
+
+
+@dataclass(frozen=True)
+class StartingPoint:
+    checkpoint: Path | None = None  # resume from it; None: from the first step
+    finished: dict[str, Any] | None = None  # the finished run's record when no step is left to train
+
+    def describe(self) -> str:
+        if self.finished is not None:
+            return f"already trained ({self.finished.get('global_step', '?')} steps): nothing to do"
+        return f"resuming from {self.checkpoint}" if self.checkpoint is not None else "training from the first step"
+
+
+def whole_checkpoints(output_dir: str | Path) -> list[Path]:
+    """The checkpoints of ``output_dir`` the Trainer finished writing, in step order."""
+    found = []
+    for path in Path(output_dir).glob("checkpoint-*"):
+        step = path.name.split("-")[-1]
+        if step.isdigit() and _readable_json(path / TRAINER_STATE) is not None:
+            found.append((int(step), path))
+    return [path for _, path in sorted(found)]
+
+
+def changed_settings(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between two runs' settings, ignoring what only continues the run (and a part of the
+    settings that the earlier run's version did not record)."""
+    changes = []
+    for part in sorted(set(previous) & set(current)):
+        before, now = previous[part], current[part]
+        if isinstance(before, dict) and isinstance(now, dict):
+            for key in sorted(set(before) | set(now)):
+                if part == "grpo" and key in CONTINUES_THE_RUN:
+                    continue
+                if before.get(key) != now.get(key):
+                    changes.append(f"{part}.{key}: {before.get(key)!r} -> {now.get(key)!r}")
+        elif before != now:
+            changes.append(f"{part}: {before!r} -> {now!r}")
+    return changes
+
+
+def finished_steps(record: dict[str, Any]) -> int:
+    if "global_step" in record:
+        return int(record["global_step"])
+    return max((int(entry.get("step", 0)) for entry in record.get("log_history", [])), default=0)
+
+
+class TrainingFolder:
+    """``output_dir`` of one training run, held by this process while it trains (``with`` it)."""
+
+    def __init__(self, output_dir: str | Path):
+        self.root = Path(output_dir)
+        self._lock = RunLock(self.root, command="train-auditor")
+
+    def __enter__(self) -> Self:
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self._lock.acquire()
+        except RunLockHeld as held:
+            raise OutputInUseError(
+                f"{self.root} is in use by another train-auditor run ({describe_holder(held.holder)}). Wait for it to "
+                "finish or stop it, or pass another --output_dir. (A run that was killed gives the folder back by itself.)",
+                held.holder,
+            ) from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+    def start(self, settings: dict[str, Any], max_steps: int, overwrite: bool = False, checkpoint: str | None = None) -> StartingPoint:
+        """Where the run described by ``settings`` starts here; records it in :data:`RUN_FILE`.
+
+        ``checkpoint`` (``--resume_from_checkpoint``) names the checkpoint to resume from instead of the last.
+        """
+        settings = json.loads(json.dumps(settings, default=str))  # compared as it reads back from disk
+        previous = _readable_json(self.root / RUN_FILE) or _readable_json(self.root / RECORD)
+        if previous is not None:
+            previous = {part: value for part, value in previous.items() if part not in ("global_step", "log_history")}
+        found = whole_checkpoints(self.root)
+        if previous is not None and (changes := changed_settings(previous, settings)):
+            if not overwrite:
+                raise RunMismatchError(
+                    f"{self.root} holds another auditor training run ({'; '.join(changes)}). Pass a new --output_dir to "
+                    "keep both, rerun with the same settings to resume it, or pass --overwrite to replace it."
+                )
+            self._clear()
+            previous, found = None, []
+        elif previous is None and found and not overwrite:
+            raise RunMismatchError(
+                f"{self.root} holds checkpoints ({found[-1].name} the last) but no {RUN_FILE} saying which run wrote them. "
+                "Pass a new --output_dir, or --overwrite to replace them."
+            )
+        elif previous is None and found:
+            self._clear()
+            found = []
+        _write_json(self.root / RUN_FILE, settings)
+        if checkpoint is not None:
+            named = Path(checkpoint)
+            if _readable_json(named / TRAINER_STATE) is None:
+                raise RunMismatchError(f"--resume_from_checkpoint {checkpoint}: no readable {TRAINER_STATE} there; name a checkpoint-<step> folder")
+            return StartingPoint(checkpoint=named)
+        record = _readable_json(self.root / RECORD)
+        if record is not None and finished_steps(record) >= max_steps:
+            return StartingPoint(finished=record)
+        return StartingPoint(checkpoint=found[-1] if found else None)
+
+    def finish(self, settings: dict[str, Any], global_step: int, log_history: list[dict[str, Any]]) -> dict[str, Any]:
+        record = {**json.loads(json.dumps(settings, default=str)), "global_step": global_step, "log_history": log_history}
+        _write_json(self.root / RECORD, record)
+        return record
+
+    def _clear(self) -> None:
+        for path in self.root.glob("checkpoint-*"):
+            shutil.rmtree(path)
+        for name in (RUN_FILE, RECORD):
+            (self.root / name).unlink(missing_ok=True)
+
+
+def _readable_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    partial = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    partial.write_text(json.dumps(value, indent=1, default=str))
+    partial.replace(path)
