@@ -16,6 +16,7 @@ from auditdm_eval.cli import main as auditdm
 from auditdm_eval.compare import compare_auditors
 from auditdm_eval.config import AuditConfig
 from auditdm_eval.training.grpo import checkpoints, parse, train_auditor
+from auditdm_eval.training.resume import TrainingFolder
 
 RECIPE = str(Path(__file__).resolve().parents[1] / "recipes" / "configs" / "auditor_world.yaml")
 NOISY = ["world-oracle-noisy-a", "world-oracle-noisy-b", "world-oracle-noisy-c"]
@@ -95,6 +96,9 @@ def test_an_interrupted_training_resumes_from_its_last_whole_checkpoint_bit_for_
     assert "grpo.learning_rate: 0.0003 -> 0.001" in refused and "--overwrite" in refused, refused
     kept = weights(out)
     assert all(torch.equal(kept[name], resumed[name]) for name in resumed), "the refused run changed nothing"
+    with TrainingFolder(out):  # a run that is still training there
+        assert auditdm(["train-auditor", *flags, "--output_dir", str(out), "--max_steps", "10"]) == 2
+    assert "in use by another train-auditor run" in capsys.readouterr().err
 
 
 def test_training_against_a_planted_weakness_beats_the_baseline_and_a_sound_target_shows_nothing(world_auditor, tmp_path):
