@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from auditdm_eval.cli import main as auditdm
 from auditdm_eval.compare import compare_auditors
 from auditdm_eval.config import AuditConfig
-from auditdm_eval.training.grpo import checkpoints, parse, train_auditor
+from auditdm_eval.training.grpo import RECORD, RUN_FILE, checkpoints, parse, train_auditor
 from auditdm_eval.training.resume import TrainingFolder
 
 RECIPE = str(Path(__file__).resolve().parents[1] / "recipes" / "configs" / "auditor_world.yaml")
@@ -96,7 +96,7 @@ def test_an_interrupted_training_resumes_from_its_last_whole_checkpoint_bit_for_
     assert "grpo.learning_rate: 0.0003 -> 0.001" in refused and "--overwrite" in refused, refused
     kept = weights(out)
     assert all(torch.equal(kept[name], resumed[name]) for name in resumed), "the refused run changed nothing"
-    with TrainingFolder(out):  # a run that is still training there
+    with TrainingFolder(out, "train-auditor", RUN_FILE, RECORD):  # a run that is still training there
         assert auditdm(["train-auditor", *flags, "--output_dir", str(out), "--max_steps", "10"]) == 2
     assert "in use by another train-auditor run" in capsys.readouterr().err
 

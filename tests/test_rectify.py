@@ -6,12 +6,14 @@ import math
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import datasets
 import pytest
+import torch
 
 pytest.importorskip("trl")
 
@@ -24,7 +26,7 @@ from auditdm_eval.rectify.mixing import TrainPair, deduplicate, mix, pairs_from_
 from auditdm_eval.rectify.recipe import RECIPE_DEFAULTS, Environment, derive, parse_recipe  # noqa: E402
 from auditdm_eval.rectify.train import run_recipe  # noqa: E402
 from auditdm_eval.runner import run_audit  # noqa: E402
-from auditdm_eval.store import load_audit  # noqa: E402
+from auditdm_eval.store import RunMismatchError, load_audit  # noqa: E402
 from model_adapters import GenerationRequest, GenerationSettings, load_model  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +116,38 @@ def test_gemma3_recipe_trains_saves_and_reloads_through_model_adapters(audited, 
     assert again.rectify == r.rectify and again.training.gradient_accumulation_steps == 2
 
 
+def test_a_stopped_fine_tune_resumes_from_its_last_checkpoint_to_the_same_weights(audited, tmp_path):
+    """What a kill after the first checkpoint leaves (later checkpoints and the final model absent): the same
+    recipe again resumes there and ends with exactly the weights of a run never stopped; run again, it trains
+    nothing; another recipe into the folder is refused. Full fine-tuning of Gemma3: the Trainer's own resume
+    restores none of its weights (transformers#43701)."""
+    from safetensors.torch import load_file
+
+    def recipe_into(out, **changes):
+        values = dict(model_name_or_path="tiny-gemma3", use_peft=False, audited=[str(audited)], generated_per_original=None,
+                      selection="answerable", max_steps=4, save_steps=2, save_total_limit=2, per_device_train_batch_size=2,
+                      global_batch_size=2, learning_rate=1e-3, output_dir=str(out))
+        return recipe(**{**values, **changes})
+
+    never_stopped = run_recipe(recipe_into(tmp_path / "a"))
+    stopped = tmp_path / "b"
+    run_recipe(recipe_into(stopped))
+    shutil.rmtree(stopped / "checkpoint-4")
+    for name in ("model.safetensors", "recipe.yaml", "rectify_training.json"):
+        (stopped / name).unlink()
+    told = []
+    resumed = run_recipe(recipe_into(stopped), announce=told.append)
+    assert told == [f"{stopped}: resuming from {stopped / 'checkpoint-2'}"]
+    assert resumed.steps == never_stopped.steps == 4
+    a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(stopped / "model.safetensors"))
+    assert all(torch.equal(a[name], b[name]) for name in a), "the same weights as a run never stopped"
+    told.clear()
+    assert run_recipe(recipe_into(stopped), announce=told.append).steps == 4
+    assert told == [f"{stopped}: already trained (4 steps): nothing to do"]
+    with pytest.raises(RunMismatchError, match=r"training.learning_rate: 0.001 -> 0.01.*--overwrite"):
+        run_recipe(recipe_into(stopped, learning_rate=1e-2))
+
+
 def test_paligemma_recipe_uses_its_suffix_labels(audited, tmp_path):
     r = recipe(model_name_or_path="tiny-paligemma2", audited=[str(audited)], generated_per_original=None, selection="answerable",
                max_steps=2, per_device_train_batch_size=2, global_batch_size=2, learning_rate=1e-3, label_smoothing_factor=0.2,
@@ -185,7 +219,8 @@ def test_flags_override_the_file_and_code_values_sit_between():
     in_code = parse_recipe(["--config", str(CONFIGS / "gemma3_4b.yaml"), "--weight_decay", "0.5"], values={"learning_rate": 1e-3, "weight_decay": 0.1})
     assert (in_code.training.learning_rate, in_code.training.weight_decay) == (1e-3, 0.5)
     default = recipe()
-    assert (default.training.seed, default.training.save_strategy.value, default.training.logging_steps) == (0, "no", 1)
+    assert (default.training.seed, default.training.save_strategy.value, default.training.logging_steps) == (0, "steps", 1)
+    assert (default.training.save_steps, default.training.save_total_limit) == (500, 1), "a stopped fine-tune can resume"
 
 
 ENV_CPU = Environment(world_size=1, cuda=False, bf16_supported=False)

@@ -64,7 +64,10 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "activation_checkpointing": False,  # trl's SFTConfig turns it on; on for big models in the FSDP/DeepSpeed configs
     "logging_steps": 1,
-    "save_strategy": "no",  # the model is saved once, at the end
+    # a checkpoint every 500 steps and at the end, only the last kept: a stopped run resumes from it
+    "save_strategy": "steps",
+    "save_steps": 500,
+    "save_total_limit": 1,
     # the language model's attention projections only: a bare [q_proj, v_proj] also hits the vision tower
     "lora_target_modules": [LANGUAGE_MODEL_ATTENTION],
 }
@@ -125,6 +128,9 @@ class RectifyArguments:
         False, "with use_peft: save base + adapter merged (always done when the model is itself an adapter)"
     )
     notes: str = option("", "free text kept with the recipe (where its values come from)")
+    overwrite: bool = option(
+        False, "replace a different run found in output_dir (a rerun with the same recipe resumes it from its last checkpoint)"
+    )
 
     def __post_init__(self) -> None:
         if isinstance(self.audited, str):

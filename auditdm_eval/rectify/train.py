@@ -20,6 +20,9 @@ from .mixing import mix, pairs_from_audit, pairs_from_original
 from .recipe import Recipe, parse_recipe
 from .sft_data import collator_for, rows_for
 
+RUN_FILE = "rectify_run.json"  # which run an output_dir holds (see auditdm_eval.training.resume)
+RECORD = "rectify_training.json"  # a finished run: its settings, steps, loss and log history
+
 
 @dataclass
 class RecipeResult:
@@ -93,12 +96,40 @@ def load_for_training(recipe: Recipe):
     return model, processor, dtype, adapter_config.exists()
 
 
-def run_recipe(recipe: Recipe) -> RecipeResult:
+def recipe_settings(recipe: Recipe) -> dict:
+    """What a fine-tuning run is: our recipe fields, trl's SFTConfig and ModelConfig."""
+    from dataclasses import asdict
+
+    training = {key: value for key, value in recipe.training.to_dict().items() if key != "hub_token"}
+    return {"rectify": asdict(recipe.rectify), "training": training, "model": asdict(recipe.model)}
+
+
+def run_recipe(recipe: Recipe, announce=lambda line: None) -> RecipeResult:
+    """Fine-tune; an interrupted run of the same recipe into the same output_dir resumes from its last whole
+    checkpoint, a finished one is not trained again (:mod:`auditdm_eval.training.resume`)."""
+    from ..training.resume import TrainingFolder
+
+    recipe.check_ready()
+    args = recipe.training
+    settings = recipe_settings(recipe)
+    with TrainingFolder(args.output_dir, "recipes/sft.py", RUN_FILE, RECORD) as folder:
+        start = folder.start(
+            settings, args.max_steps, args.num_train_epochs, overwrite=recipe.rectify.overwrite, checkpoint=args.resume_from_checkpoint,
+        )
+        announce(f"{folder.root}: {start.describe()}")
+        if start.finished is not None:
+            done = start.finished
+            return RecipeResult(folder.root, done["train_loss"], done["global_step"], done["examples"], done["generated"], done["original"])
+        return _train(recipe, settings, folder, start.checkpoint)
+
+
+def _train(recipe: Recipe, settings: dict, folder, checkpoint: Path | None) -> RecipeResult:
     import datasets
     import torch
     from trl import SFTTrainer, get_peft_config
 
-    recipe.check_ready()
+    from ..training.resume import reloading_checkpoints_with_from_pretrained
+
     args = recipe.training
     pairs, generated, original = build_pairs(recipe)
     global_batch = args.per_device_train_batch_size * args.world_size * args.gradient_accumulation_steps
@@ -110,7 +141,8 @@ def run_recipe(recipe: Recipe) -> RecipeResult:
     model, processor, _, from_adapter = load_for_training(recipe)
     model_type = model.config.model_type
     train_dataset = datasets.Dataset.from_list(rows_for(pairs, model_type))
-    trainer = SFTTrainer(
+    trainer_class = reloading_checkpoints_with_from_pretrained(SFTTrainer, recipe.model.use_peft, args.trust_remote_code)
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -119,8 +151,8 @@ def run_recipe(recipe: Recipe) -> RecipeResult:
         peft_config=get_peft_config(recipe.model),
     )
     with torch.enable_grad():  # some harness imports (vlmeval) switch autograd off process-wide
-        result = trainer.train()
-    output_dir = Path(args.output_dir)
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    output_dir = folder.root
     if recipe.model.use_peft and (recipe.rectify.merge_lora or from_adapter):
         # an adapter over a merged base would not reload from the original base: save it whole
         trainer.model.merge_and_unload().save_pretrained(output_dir)
@@ -128,16 +160,24 @@ def run_recipe(recipe: Recipe) -> RecipeResult:
         trainer.save_model(str(output_dir))  # LoRA: the adapter; full: the whole model
     processor.save_pretrained(output_dir)
     (output_dir / "recipe.yaml").write_text(recipe.to_yaml())
-    return RecipeResult(output_dir, float(result.training_loss), int(result.global_step), len(pairs), generated, original)
+    loss = float(result.training_loss)
+    folder.finish(settings, trainer.state, train_loss=loss, examples=len(pairs), generated=generated, original=original)
+    return RecipeResult(output_dir, loss, int(result.global_step), len(pairs), generated, original)
 
 
 def report_errors(prog: str, run, *args) -> int:
     """Run ``run(*args)``; bad settings (the project's errors, unknown models, bad values, missing files) print their
-    message alone, as ``auditdm`` does; ``AUDITDM_DEBUG=1`` shows the traceback."""
+    message alone, as ``auditdm`` does; ``AUDITDM_DEBUG=1`` shows the traceback. Ctrl-C exits 130 with one line."""
     from model_adapters import UnknownModelError
 
     try:
         return run(*args)
+    except KeyboardInterrupt:
+        print(
+            f"{prog}: interrupted; what it finished is kept on disk (the same command run again resumes from the last "
+            "checkpoint)", file=sys.stderr,
+        )
+        return 130
     except (AuditDMError, UnknownModelError, ValueError, FileNotFoundError) as error:
         if os.environ.get("AUDITDM_DEBUG"):
             raise
@@ -147,7 +187,7 @@ def report_errors(prog: str, run, *args) -> int:
 
 def _main(argv: list[str]) -> int:
     recipe = parse_recipe(argv)
-    result = run_recipe(recipe)
+    result = run_recipe(recipe, announce=lambda line: print(line, file=sys.stderr, flush=True))
     print(
         f"trained {result.steps} step(s) on {result.examples} pairs ({result.generated} audited, {result.original} original); "
         f"loss {result.train_loss:.4f}; saved to {result.output_dir}"

@@ -29,11 +29,13 @@ from ..errors import ConfigError
 from ..modes import MODES
 from ..parsing import DescriptionAndDefaultsFormatter, build, make_layered_parser
 from ..prompts import PROMPT_VARIANTS
-from .resume import StartingPoint, TrainingFolder, finished_steps
+from .resume import StartingPoint, TrainingFolder, finished_steps, reloading_checkpoints_with_from_pretrained
 from .rewards import TERMS
 
 logger = logging.getLogger(__name__)
 
+RUN_FILE = "auditor_training_run.json"  # which run an output_dir holds (see .resume)
+RECORD = "auditor_training.json"  # a finished run: its settings, steps and log history
 INSTRUCTION = {None: "question", "caption": "caption", "edit": "edit"}  # what the auditor writes -> its prompt field
 GRPO_DEFAULTS: dict[str, Any] = {
     # what our recipes rely on when a recipe says nothing (trl's own defaults otherwise)
@@ -180,8 +182,10 @@ def train_auditor(run: TrainingRun, announce: Callable[[str], None] = logger.inf
             f"{run.training.reward_terms}: give one weight per term, in the same order"
         )
     settings = run_settings(run)
-    with TrainingFolder(grpo.output_dir) as folder:
-        start = folder.start(settings, grpo.max_steps, overwrite=config.overwrite, checkpoint=grpo.resume_from_checkpoint)
+    with TrainingFolder(grpo.output_dir, "train-auditor", RUN_FILE, RECORD) as folder:
+        start = folder.start(
+            settings, grpo.max_steps, grpo.num_train_epochs, overwrite=config.overwrite, checkpoint=grpo.resume_from_checkpoint,
+        )
         announce(f"{folder.root}: {start.describe()}")
         if start.finished is not None:
             record = start.finished
@@ -191,9 +195,8 @@ def train_auditor(run: TrainingRun, announce: Callable[[str], None] = logger.inf
             trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint is not None else None)
         trainer.save_model(str(folder.root))
         trainer.processing_class.save_pretrained(str(folder.root))
-        state = trainer.state
-        folder.finish(settings, int(state.global_step), state.log_history)
-        return TrainedAuditor(folder.root, int(state.global_step), list(state.log_history), start)
+        folder.finish(settings, trainer.state)
+        return TrainedAuditor(folder.root, int(trainer.state.global_step), list(trainer.state.log_history), start)
 
 
 def _trainer(run: TrainingRun):
@@ -204,18 +207,6 @@ def _trainer(run: TrainingRun):
     from ..runner import build_plan
     from .rewards import RewardTerms, failure_logger
 
-    class AuditorTrainer(GRPOTrainer):
-        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-            # The Trainer restores a checkpoint's weights with load_state_dict on the saved key names, without
-            # the renaming from_pretrained applies (transformers#43701): for Gemma3 and other VLMs no weight is
-            # restored, only a warning. from_pretrained reads them right. The policy itself stays the model
-            # loaded from --auditor, so the KL reference (built from it) is the auditor training began from.
-            if run.model.use_peft:
-                return super()._load_from_checkpoint(resume_from_checkpoint, model)
-            policy = self.accelerator.unwrap_model(model if model is not None else self.model)
-            saved = type(policy).from_pretrained(resume_from_checkpoint, trust_remote_code=run.config.trust_remote_code)
-            policy.load_state_dict(saved.state_dict())
-
     config, grpo = run.config, run.grpo
     rows = training_rows(config)
     if len(rows) < grpo.num_generations:
@@ -223,7 +214,8 @@ def _trainer(run: TrainingRun):
     plan = build_plan(config)
     terms = RewardTerms(AuditReward(plan, config.modes[0]))
     model, processor = load_policy(config, run.model)
-    return AuditorTrainer(
+    trainer_class = reloading_checkpoints_with_from_pretrained(GRPOTrainer, run.model.use_peft, config.trust_remote_code)
+    return trainer_class(
         model=model,
         reward_funcs=terms.terms(run.training.reward_terms),
         args=grpo,

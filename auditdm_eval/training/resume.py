@@ -1,13 +1,15 @@
-"""Where a ``train-auditor`` run starts in its ``output_dir``: from the beginning, from the last whole
-checkpoint of the same run (an interrupted run resumes), or nowhere (it already finished).
+"""Where a training run (``train-auditor``, a rectification recipe) starts in its ``output_dir``: from
+the beginning, from the last whole checkpoint of the same run (an interrupted run resumes), or nowhere
+(it already finished).
 
-``auditor_training_run.json`` says which run a folder holds: the audit's settings, the reward terms,
-trl's ``GRPOConfig`` and ``ModelConfig``. A rerun with the same settings resumes; a rerun that only
-changes how often and where it writes (logging, checkpoints) or asks for more steps continues the run
-(``--max_steps 3000`` after a finished 1,500-step run trains 1,500 more); any other change is refused,
-naming what changed, unless ``--overwrite`` replaces the run. A checkpoint counts as whole once its
-``trainer_state.json`` is readable: the Trainer writes that file last, so a run killed while saving
-resumes from the checkpoint before.
+A run file (``auditor_training_run.json``, ``rectify_run.json``) says which run a folder holds: all
+its settings (the audit's or the recipe's, trl's ``GRPOConfig``/``SFTConfig`` and ``ModelConfig``). A
+rerun with the same settings resumes; a rerun that only changes how often and where it writes (logging,
+checkpoints) or asks for more steps continues the run (``--max_steps 3000`` after a finished
+1,500-step run trains 1,500 more); any other change is refused, naming what changed, unless
+``--overwrite`` replaces the run. A checkpoint counts as whole once its ``trainer_state.json`` is
+readable: the Trainer writes that file last, so a run killed while saving resumes from the checkpoint
+before.
 """
 
 from __future__ import annotations
@@ -23,15 +25,14 @@ from typing import Any, Self
 from ..runlock import RunLock, RunLockHeld, describe_holder
 from ..store import OutputInUseError, RunMismatchError
 
-RUN_FILE = "auditor_training_run.json"  # which run the folder holds, written before the first step
-RECORD = "auditor_training.json"  # the finished run: its settings, steps and log history
 TRAINER_STATE = "trainer_state.json"
-# GRPOConfig fields that say where, how often and how far to write or log, not what is trained
+# TrainingArguments fields that say where, how often and how far to write or log, not what is trained
 CONTINUES_THE_RUN = frozenset({
     "output_dir", "logging_dir", "logging_steps", "logging_first_step", "logging_strategy", "log_level", "log_completions",
     "num_completions_to_print", "disable_tqdm", "report_to", "run_name", "save_steps", "save_strategy", "save_total_limit",
     "save_only_model", "resume_from_checkpoint", "max_steps", "num_train_epochs", "push_to_hub", "hub_model_id",
     "hub_strategy", "hub_token", "hub_private_repo", "dataloader_num_workers", "dataloader_persistent_workers",
+    "notes", "overwrite",
 })
 
 
@@ -64,7 +65,7 @@ def changed_settings(previous: dict[str, Any], current: dict[str, Any]) -> list[
         before, now = previous[part], current[part]
         if isinstance(before, dict) and isinstance(now, dict):
             for key in sorted(set(before) | set(now)):
-                if part == "grpo" and key in CONTINUES_THE_RUN:
+                if key in CONTINUES_THE_RUN:
                     continue
                 if before.get(key) != now.get(key):
                     changes.append(f"{part}.{key}: {before.get(key)!r} -> {now.get(key)!r}")
@@ -80,11 +81,16 @@ def finished_steps(record: dict[str, Any]) -> int:
 
 
 class TrainingFolder:
-    """``output_dir`` of one training run, held by this process while it trains (``with`` it)."""
+    """``output_dir`` of one training run, held by this process while it trains (``with`` it).
 
-    def __init__(self, output_dir: str | Path):
+    ``run_file`` names the run the folder holds (written before the first step), ``record`` the finished
+    run (its settings, steps and log history): it is there only once the run ended.
+    """
+
+    def __init__(self, output_dir: str | Path, command: str, run_file: str, record: str):
         self.root = Path(output_dir)
-        self._lock = RunLock(self.root, command="train-auditor")
+        self.command, self.run_file, self.record = command, run_file, record
+        self._lock = RunLock(self.root, command=command)
 
     def __enter__(self) -> Self:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -92,7 +98,7 @@ class TrainingFolder:
             self._lock.acquire()
         except RunLockHeld as held:
             raise OutputInUseError(
-                f"{self.root} is in use by another train-auditor run ({describe_holder(held.holder)}). Wait for it to "
+                f"{self.root} is in use by another {self.command} run ({describe_holder(held.holder)}). Wait for it to "
                 "finish or stop it, or pass another --output_dir. (A run that was killed gives the folder back by itself.)",
                 held.holder,
             ) from None
@@ -101,53 +107,81 @@ class TrainingFolder:
     def __exit__(self, *exc: object) -> None:
         self._lock.release()
 
-    def start(self, settings: dict[str, Any], max_steps: int, overwrite: bool = False, checkpoint: str | None = None) -> StartingPoint:
-        """Where the run described by ``settings`` starts here; records it in :data:`RUN_FILE`.
-
-        ``checkpoint`` (``--resume_from_checkpoint``) names the checkpoint to resume from instead of the last.
+    def start(
+        self, settings: dict[str, Any], max_steps: int, epochs: float, overwrite: bool = False, checkpoint: str | None = None,
+    ) -> StartingPoint:
+        """Where the run described by ``settings`` starts here (``max_steps`` steps, or ``epochs`` when it is not
+        positive); records it in the run file. ``checkpoint`` (``--resume_from_checkpoint``) names the checkpoint
+        to resume from instead of the last.
         """
         settings = json.loads(json.dumps(settings, default=str))  # compared as it reads back from disk
-        previous = _readable_json(self.root / RUN_FILE) or _readable_json(self.root / RECORD)
-        if previous is not None:
-            previous = {part: value for part, value in previous.items() if part not in ("global_step", "log_history")}
+        previous = _readable_json(self.root / self.run_file) or _readable_json(self.root / self.record)
         found = whole_checkpoints(self.root)
         if previous is not None and (changes := changed_settings(previous, settings)):
             if not overwrite:
                 raise RunMismatchError(
-                    f"{self.root} holds another auditor training run ({'; '.join(changes)}). Pass a new --output_dir to "
+                    f"{self.root} holds another {self.command} run ({'; '.join(changes)}). Pass a new --output_dir to "
                     "keep both, rerun with the same settings to resume it, or pass --overwrite to replace it."
                 )
             self._clear()
             previous, found = None, []
         elif previous is None and found and not overwrite:
             raise RunMismatchError(
-                f"{self.root} holds checkpoints ({found[-1].name} the last) but no {RUN_FILE} saying which run wrote them. "
+                f"{self.root} holds checkpoints ({found[-1].name} the last) but no {self.run_file} saying which run wrote them. "
                 "Pass a new --output_dir, or --overwrite to replace them."
             )
         elif previous is None and found:
             self._clear()
             found = []
-        _write_json(self.root / RUN_FILE, settings)
+        _write_json(self.root / self.run_file, settings)
         if checkpoint is not None:
             named = Path(checkpoint)
             if _readable_json(named / TRAINER_STATE) is None:
                 raise RunMismatchError(f"--resume_from_checkpoint {checkpoint}: no readable {TRAINER_STATE} there; name a checkpoint-<step> folder")
             return StartingPoint(checkpoint=named)
-        record = _readable_json(self.root / RECORD)
-        if record is not None and finished_steps(record) >= max_steps:
+        record = _readable_json(self.root / self.record)
+        if record is not None and (
+            finished_steps(record) >= max_steps if max_steps > 0 else float(record.get("epoch", 0)) >= epochs - 1e-9
+        ):
             return StartingPoint(finished=record)
         return StartingPoint(checkpoint=found[-1] if found else None)
 
-    def finish(self, settings: dict[str, Any], global_step: int, log_history: list[dict[str, Any]]) -> dict[str, Any]:
-        record = {**json.loads(json.dumps(settings, default=str)), "global_step": global_step, "log_history": log_history}
-        _write_json(self.root / RECORD, record)
+    def finish(self, settings: dict[str, Any], state: Any, **more: Any) -> dict[str, Any]:
+        """Record the finished run (``state``: the Trainer's ``TrainerState``) and what else the caller reports."""
+        record = {
+            **json.loads(json.dumps(settings, default=str)), **more,
+            "global_step": int(state.global_step), "epoch": float(state.epoch or 0), "log_history": state.log_history,
+        }
+        _write_json(self.root / self.record, record)
         return record
 
     def _clear(self) -> None:
         for path in self.root.glob("checkpoint-*"):
             shutil.rmtree(path)
-        for name in (RUN_FILE, RECORD):
+        for name in (self.run_file, self.record):
             (self.root / name).unlink(missing_ok=True)
+
+
+def reloading_checkpoints_with_from_pretrained(trainer_class: type, use_peft: bool, trust_remote_code: bool = False) -> type:
+    """``trainer_class`` whose resume restores a full model's weights through ``from_pretrained``.
+
+    The Trainer restores a checkpoint's weights with ``load_state_dict`` on the saved key names, without
+    the renaming ``from_pretrained`` applies (transformers#43701): for Gemma3 and other VLMs whose saved
+    names differ from the model's, no weight is restored, only a warning is logged. A LoRA adapter loads
+    right through the Trainer's own path. The model being trained stays the one the run began with, so a
+    KL reference built from it is unchanged.
+    """
+
+    class Resuming(trainer_class):
+        def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+            if use_peft:
+                return super()._load_from_checkpoint(resume_from_checkpoint, model)
+            trained = self.accelerator.unwrap_model(model if model is not None else self.model)
+            saved = type(trained).from_pretrained(resume_from_checkpoint, trust_remote_code=trust_remote_code)
+            trained.load_state_dict(saved.state_dict())
+
+    Resuming.__name__ = Resuming.__qualname__ = f"Resuming{trainer_class.__name__}"
+    return Resuming
 
 
 def _readable_json(path: Path) -> dict[str, Any] | None:
