@@ -421,3 +421,14 @@ def test_unknown_flags_are_named_with_a_hint_and_no_abbreviation_is_guessed(caps
         assert exited.value.code == 2
         err = capsys.readouterr().err
         assert hint in err and "usage:" not in err
+
+
+def test_ctrl_c_in_a_recipe_script_exits_130_with_one_line(capsys):
+    from auditdm_eval.rectify.train import report_errors
+
+    def stopped():
+        raise KeyboardInterrupt
+
+    assert report_errors("recipes/sft.py", stopped) == 130
+    said = capsys.readouterr().err
+    assert said.startswith("recipes/sft.py: interrupted;") and "resumes from the last checkpoint" in said and said.count("\n") == 1
