@@ -11,6 +11,7 @@ The Hub dataset, the harness tasks and the training data are all views of :data:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -19,7 +20,6 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
-import datasets
 from PIL import Image
 
 PROVENANCES = ("original", "regenerated", "edited")
@@ -274,43 +274,54 @@ class AuditRecord:
         return cls(probe, target, references, verdict, row["run_id"])
 
 
-_str = datasets.Value("string")
-FEATURES = datasets.Features(
-    {
-        "probe_id": _str,
-        "run_id": _str,
-        "source_id": _str,
-        "mode": _str,
-        "image": datasets.Image(),
-        "source_image": datasets.Image(),
-        "image_sha256": _str,
-        "question": _str,
-        "provenance": _str,
-        "question_origin": _str,
-        "caption": _str,
-        "edit_command": _str,
-        "auditor_id": _str,
-        "prompt_variant": _str,
-        "renderer_id": _str,
-        "source_question": _str,
-        "source_answer": _str,
-        "target_model": _str,
-        "target_answer": _str,
-        "target_answer_normalized": _str,
-        "target_error": _str,
-        "reference_models": datasets.Sequence(_str),
-        "reference_answers": datasets.Sequence(_str),
-        "reference_answers_normalized": datasets.Sequence(_str),
-        "consensus_answer": _str,
-        "agreement": datasets.Value("float32"),
-        "ensemble_agrees": datasets.Value("bool"),
-        "target_matches_consensus": datasets.Value("bool"),
-        "is_failure": datasets.Value("bool"),
-        "reward": datasets.Value("float32"),
-        "failure_type": _str,
-        "extra": _str,  # JSON: ground truth where known (the world's scene and true answer), other facts
-    }
-)
+@functools.cache
+def features() -> Any:
+    """The schema of an audited dataset (``datasets.Features``), one for the Hub, the harnesses and training."""
+    import datasets  # imported on use: it takes a second or two
+
+    _str = datasets.Value("string")
+    return datasets.Features(
+        {
+            "probe_id": _str,
+            "run_id": _str,
+            "source_id": _str,
+            "mode": _str,
+            "image": datasets.Image(),
+            "source_image": datasets.Image(),
+            "image_sha256": _str,
+            "question": _str,
+            "provenance": _str,
+            "question_origin": _str,
+            "caption": _str,
+            "edit_command": _str,
+            "auditor_id": _str,
+            "prompt_variant": _str,
+            "renderer_id": _str,
+            "source_question": _str,
+            "source_answer": _str,
+            "target_model": _str,
+            "target_answer": _str,
+            "target_answer_normalized": _str,
+            "target_error": _str,
+            "reference_models": datasets.Sequence(_str),
+            "reference_answers": datasets.Sequence(_str),
+            "reference_answers_normalized": datasets.Sequence(_str),
+            "consensus_answer": _str,
+            "agreement": datasets.Value("float32"),
+            "ensemble_agrees": datasets.Value("bool"),
+            "target_matches_consensus": datasets.Value("bool"),
+            "is_failure": datasets.Value("bool"),
+            "reward": datasets.Value("float32"),
+            "failure_type": _str,
+            "extra": _str,  # JSON: ground truth where known (the world's scene and true answer), other facts
+        }
+    )
+
+
+def __getattr__(name: str) -> Any:
+    if name == "FEATURES":
+        return features()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _image_cell(image: Image.Image, encoded: bytes | None) -> Image.Image | dict[str, Any]:

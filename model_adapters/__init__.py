@@ -1,7 +1,15 @@
 """Model adapters shared by the audit, the harness plugins and the rectification recipes."""
 
 from .families import PROMPT_FORMATS, ChatTemplateFormat, PaliGemmaFormat, register_prompt_format
-from .protocol import GREEDY, GenerationRequest, GenerationSettings, VisionLanguageModel, derive_seed, generate_samples
+from .protocol import (
+    GREEDY,
+    GenerationRequest,
+    GenerationSettings,
+    ModelLoadError,
+    VisionLanguageModel,
+    derive_seed,
+    generate_samples,
+)
 from .registry import (
     BACKENDS,
     MODELS,
@@ -13,14 +21,22 @@ from .registry import (
     register_model,
     resolve,
 )
-from .transformers_backend import ModelLoadError, TransformersVLM
+
+
+def __getattr__(name: str):
+    if name == "TransformersVLM":  # imported on use: torch and transformers take seconds
+        from .transformers_backend import TransformersVLM
+
+        return TransformersVLM
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BACKENDS",
+    "GREEDY",
     "MODELS",
     "PROMPT_FORMATS",
     "ChatTemplateFormat",
-    "GREEDY",
     "GenerationRequest",
     "GenerationSettings",
     "ModelLoadError",

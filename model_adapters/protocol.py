@@ -14,6 +14,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
 
+
+class ModelLoadError(RuntimeError):
+    """A model could not be loaded; the message names it and what to do."""
+
+
 TASKS = ("vqa", "instruct")
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from .protocol import VisionLanguageModel
-from .transformers_backend import TransformersVLM
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -36,7 +35,13 @@ class ModelSpec:
     description: str = ""
 
 
-BACKENDS: dict[str, Callable[..., VisionLanguageModel]] = {"transformers": TransformersVLM}
+def transformers_vlm(*args: Any, **kwargs: Any) -> VisionLanguageModel:
+    from .transformers_backend import TransformersVLM  # imported on use: torch and transformers take seconds
+
+    return TransformersVLM(*args, **kwargs)
+
+
+BACKENDS: dict[str, Callable[..., VisionLanguageModel]] = {"transformers": transformers_vlm}
 MODELS: dict[str, ModelSpec] = {}
 # name prefix -> spec factory, for families of names no list can hold (``world-target:<module>:<function>``)
 PREFIXES: dict[str, Callable[[str], ModelSpec]] = {}

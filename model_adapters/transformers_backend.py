@@ -12,14 +12,10 @@ from typing import Any
 import torch
 
 from .families import prompt_format_for
-from .protocol import GenerationRequest, check_single_sample
+from .protocol import GenerationRequest, ModelLoadError, check_single_sample
 from .sampling import PerRequestSampling
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-class ModelLoadError(RuntimeError):
-    pass
 
 
 def resolve_device(device: str) -> str:

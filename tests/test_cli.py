@@ -209,3 +209,16 @@ def test_every_audit_flag_has_help(auditdm_home):
         assert all(field.metadata.get("help") for field in fields(config)), config
     shown = run_cli(["audit", "--help"], auditdm_home)
     assert shown.returncode == 0 and "--ensemble" in shown.stdout and "planted-weakness" not in shown.stderr
+
+
+def test_the_package_and_light_commands_import_no_heavy_library(auditdm_home):
+    """Importing the package (a harness plugin does), `auditdm models` and `--help` of the command list
+    take well under a second: torch, transformers and datasets load only where a command uses them."""
+    probe = (
+        "import sys, auditdm_eval, model_adapters; from auditdm_eval.cli import main; main(['models']); "
+        "print(sorted({'torch', 'transformers', 'datasets', 'diffusers'} & set(sys.modules)))"
+    )
+    env = {**os.environ, "AUDITDM_HOME": str(auditdm_home), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "world-auditor" in done.stdout and done.stdout.strip().endswith("[]"), done.stdout[-500:]

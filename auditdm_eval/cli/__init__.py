@@ -59,11 +59,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        quiet_libraries()
     module = None
     try:
         module = command_module(args.command)
+        asks_help = any(arg in ("-h", "--help") for arg in args.arguments)
+        if not args.verbose and not asks_help and not getattr(module, "NO_LIBRARIES", False):
+            quiet_libraries()  # imports them (seconds): not for a command or a --help that never loads them
         return module.main(args.arguments)
     except KeyboardInterrupt:
         resumes = getattr(module, "RESUMES", None)  # how a rerun of this command picks up the work

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from ._parser import command_parser
 
+NO_LIBRARIES = True  # lists names: transformers and datasets are never imported
+
 
 def main(argv: list[str]) -> int:
     command_parser("models").parse_args(argv)

@@ -42,13 +42,14 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from ..cache import content_key
 from ..kernels import portable_kernels
 from ..prompts import PROMPT_VARIANTS, AuditorPrompts
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -260,6 +261,7 @@ def supervised_batch(
 
 
 def train(model, processor, settings: WarmStartSettings, progress: bool = True) -> dict[str, Any]:
+    import torch
     from tqdm.auto import tqdm
 
     if settings.threads:
@@ -354,6 +356,7 @@ def evaluate(path: Path, scenes: int = 64, pool_seed: int = 777) -> dict[str, fl
 def build_environment() -> dict[str, str]:
     """What a build's weights depend on besides its settings: the same seed trains different weights
     under another torch, transformers or CPU (float kernels), so the validation figures are a build's own."""
+    import torch
     import transformers
 
     return {
