@@ -11,13 +11,12 @@ The Hub dataset, the harness tasks and the training data are all views of :data:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from PIL import Image
@@ -274,7 +273,7 @@ class AuditRecord:
         return cls(probe, target, references, verdict, row["run_id"])
 
 
-@functools.cache
+@cache
 def features() -> Any:
     """The schema of an audited dataset (``datasets.Features``), one for the Hub, the harnesses and training."""
     import datasets  # imported on use: it takes a second or two
