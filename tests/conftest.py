@@ -90,6 +90,14 @@ def world_auditor(auditdm_home) -> Path:
     return path
 
 
+def ctrl_c_reaches_it() -> None:
+    """A child's Ctrl-C as a terminal delivers it: a shell starts background jobs (``cmd &``, nohup) with
+    SIGINT ignored, which the child would inherit, and Python then never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def photo(seed: int, size=(64, 48)) -> Image.Image:
     """A smooth random picture (gradients plus blobs), distinct per seed."""
     rng = np.random.default_rng(seed)

@@ -60,6 +60,8 @@ def test_an_interrupted_training_resumes_from_its_last_whole_checkpoint_bit_for_
     finished writing and ends with exactly the weights of a run never stopped (the Trainer's own resume
     restores no Gemma3 weight: transformers#43701). A finished run is not trained again; a changed
     setting is refused, naming it."""
+    from conftest import ctrl_c_reaches_it
+
     flags = [
         "--config", RECIPE, "--auditor", str(world_auditor), "--target", "world-target-mirror", "--images", "world:24:3",
         "--max_steps", "8", "--save_steps", "2", "--per_device_train_batch_size", "16", "--num_generations", "4",
@@ -69,7 +71,7 @@ def test_an_interrupted_training_resumes_from_its_last_whole_checkpoint_bit_for_
     out = tmp_path / "stopped"
     command = [str(Path(sys.executable).with_name("auditdm")), "train-auditor", *flags, "--output_dir", str(out)]
     env = {**os.environ, "AUDITDM_HOME": str(auditdm_home), "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches_it)
     deadline = time.time() + 300
     while time.time() < deadline and not (out / "checkpoint-2" / "trainer_state.json").exists():
         time.sleep(0.05)

@@ -50,7 +50,7 @@ def test_embedded_default_finds_the_planted_weakness_in_all_three_modes(world_au
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["killed", "ctrl-c"])
 def test_stopped_run_resumes_with_nothing_lost_or_duplicated(stop, tiny_paths, auditdm_home, tmp_path, image_folder):
-    from conftest import photo
+    from conftest import ctrl_c_reaches_it, photo
 
     for i in range(3, 8):
         photo(i, (72, 56)).save(image_folder / f"more{i}.png")
@@ -61,7 +61,7 @@ def test_stopped_run_resumes_with_nothing_lost_or_duplicated(stop, tiny_paths, a
         "--cache-dir", str(tmp_path / "cache"), "--no-progress",
     ]
     env = {**os.environ, "AUDITDM_HOME": str(auditdm_home), "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(AUDITDM + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(AUDITDM + args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches_it)
     deadline = time.time() + 300
     while time.time() < deadline and len(list((out / "data").glob("test-*.parquet"))) < 2:
         time.sleep(0.05)

@@ -19,10 +19,19 @@ FIELDS = [
 ]
 
 
+# Rendered images whose low bits follow the CPU even with AVX2 kernels pinned: the hash another CPU's
+# render gives -> the recorded one (everything downstream of the image, texts and answers, is compared as
+# recorded). The tiny Kontext edit of skimage:rocket, on a 2-core AMD EPYC (the record: an Intel Xeon).
+SAME_RENDER_ON_OTHER_CPUS = {
+    "6be0ed05b5f24e58f8a7521b401abef1ec8c5bb2ddc17fcc4c104fa403346228": "a1437a6ed1e65d5f439a030f218dd33ae58cf61ffeb81bf56d28d9b0e6447fb8",
+}
+
+
 def fingerprint_rows(out: Path) -> list[dict]:
     rows = [{key: row[key] for key in FIELDS} for row in load_audit(out).remove_columns(["image", "source_image"])]
     for row in rows:
         row["agreement"] = round(float(row["agreement"]), 4)
+        row["image_sha256"] = SAME_RENDER_ON_OTHER_CPUS.get(row["image_sha256"], row["image_sha256"])
     return sorted(rows, key=lambda row: row["probe_id"])
 
 
