@@ -100,8 +100,9 @@ def recipe_settings(recipe: Recipe) -> dict:
     """What a fine-tuning run is: our recipe fields, trl's SFTConfig and ModelConfig."""
     from dataclasses import asdict
 
-    training = {key: value for key, value in recipe.training.to_dict().items() if key != "hub_token"}
-    return {"rectify": asdict(recipe.rectify), "training": training, "model": asdict(recipe.model)}
+    from ..training.resume import trainer_settings
+
+    return {"rectify": asdict(recipe.rectify), "training": trainer_settings(recipe.training), "model": asdict(recipe.model)}
 
 
 def run_recipe(recipe: Recipe, announce=lambda line: None) -> RecipeResult:
@@ -120,10 +121,10 @@ def run_recipe(recipe: Recipe, announce=lambda line: None) -> RecipeResult:
         if start.finished is not None:
             done = start.finished
             return RecipeResult(folder.root, done["train_loss"], done["global_step"], done["examples"], done["generated"], done["original"])
-        return _train(recipe, settings, folder, start.checkpoint)
+        return _train(recipe, settings, folder, start.resume_from)
 
 
-def _train(recipe: Recipe, settings: dict, folder, checkpoint: Path | None) -> RecipeResult:
+def _train(recipe: Recipe, settings: dict, folder, resume_from: str | None) -> RecipeResult:
     import datasets
     import torch
     from trl import SFTTrainer, get_peft_config
@@ -151,7 +152,7 @@ def _train(recipe: Recipe, settings: dict, folder, checkpoint: Path | None) -> R
         peft_config=get_peft_config(recipe.model),
     )
     with torch.enable_grad():  # some harness imports (vlmeval) switch autograd off process-wide
-        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+        result = trainer.train(resume_from_checkpoint=resume_from)
     output_dir = folder.root
     if recipe.model.use_peft and (recipe.rectify.merge_lora or from_adapter):
         # an adapter over a merged base would not reload from the original base: save it whole

@@ -29,7 +29,13 @@ from ..errors import ConfigError
 from ..modes import MODES
 from ..parsing import DescriptionAndDefaultsFormatter, build, make_layered_parser
 from ..prompts import PROMPT_VARIANTS
-from .resume import StartingPoint, TrainingFolder, finished_steps, reloading_checkpoints_with_from_pretrained
+from .resume import (
+    StartingPoint,
+    TrainingFolder,
+    finished_steps,
+    reloading_checkpoints_with_from_pretrained,
+    trainer_settings,
+)
 from .rewards import TERMS
 
 logger = logging.getLogger(__name__)
@@ -166,8 +172,10 @@ def run_settings(run: TrainingRun) -> dict[str, Any]:
     """What a training run is: the audit it is trained against, the reward, GRPO and LoRA settings."""
     from dataclasses import asdict
 
-    grpo = {key: value for key, value in run.grpo.to_dict().items() if key != "hub_token"}
-    return {"audit": run.config.identity(), "reward_terms": run.training.reward_terms, "grpo": grpo, "model": asdict(run.model)}
+    return {
+        "audit": run.config.identity(), "reward_terms": run.training.reward_terms, "grpo": trainer_settings(run.grpo),
+        "model": asdict(run.model),
+    }
 
 
 def train_auditor(run: TrainingRun, announce: Callable[[str], None] = logger.info) -> TrainedAuditor:
@@ -190,9 +198,11 @@ def train_auditor(run: TrainingRun, announce: Callable[[str], None] = logger.inf
         if start.finished is not None:
             record = start.finished
             return TrainedAuditor(folder.root, finished_steps(record), list(record.get("log_history", [])), start)
+        import torch
+
         trainer = _trainer(run)
-        with torch_grad_enabled():
-            trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint is not None else None)
+        with torch.enable_grad():  # some harness imports (vlmeval) switch autograd off process-wide
+            trainer.train(resume_from_checkpoint=start.resume_from)
         trainer.save_model(str(folder.root))
         trainer.processing_class.save_pretrained(str(folder.root))
         folder.finish(settings, trainer.state)
@@ -224,12 +234,6 @@ def _trainer(run: TrainingRun):
         peft_config=get_peft_config(run.model),
         callbacks=[failure_logger(terms)],
     )
-
-
-def torch_grad_enabled():
-    import torch
-
-    return torch.enable_grad()  # some harness imports (vlmeval) switch autograd off process-wide
 
 
 def checkpoints(output_dir: str | Path) -> list[Path]:

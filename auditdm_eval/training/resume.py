@@ -31,7 +31,7 @@ CONTINUES_THE_RUN = frozenset({
     "output_dir", "logging_dir", "logging_steps", "logging_first_step", "logging_strategy", "log_level", "log_completions",
     "num_completions_to_print", "disable_tqdm", "report_to", "run_name", "save_steps", "save_strategy", "save_total_limit",
     "save_only_model", "resume_from_checkpoint", "max_steps", "num_train_epochs", "push_to_hub", "hub_model_id",
-    "hub_strategy", "hub_token", "hub_private_repo", "dataloader_num_workers", "dataloader_persistent_workers",
+    "hub_strategy", "hub_private_repo", "dataloader_num_workers", "dataloader_persistent_workers",
     "notes", "overwrite",
 })
 
@@ -41,10 +41,20 @@ class StartingPoint:
     checkpoint: Path | None = None  # resume from it; None: from the first step
     finished: dict[str, Any] | None = None  # the finished run's record when no step is left to train
 
+    @property
+    def resume_from(self) -> str | None:
+        """What ``Trainer.train(resume_from_checkpoint=...)`` takes."""
+        return None if self.checkpoint is None else str(self.checkpoint)
+
     def describe(self) -> str:
         if self.finished is not None:
             return f"already trained ({self.finished.get('global_step', '?')} steps): nothing to do"
         return f"resuming from {self.checkpoint}" if self.checkpoint is not None else "training from the first step"
+
+
+def trainer_settings(arguments: Any) -> dict[str, Any]:
+    """A ``TrainingArguments``' fields as a run file records them (without the Hub token)."""
+    return {key: value for key, value in arguments.to_dict().items() if key != "hub_token"}
 
 
 def whole_checkpoints(output_dir: str | Path) -> list[Path]:
