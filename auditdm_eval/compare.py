@@ -36,7 +36,6 @@ from typing import Any
 from .audited import type_label
 from .config import AuditConfig
 from .matching import normalize_answer
-from .store import AuditStore, load_audit
 
 BASELINE_SUFFIX = "@baseline"
 
@@ -130,6 +129,8 @@ def score_rows(rows: Sequence[dict[str, Any]], unmade: int) -> Scores:
 
 
 def report_of(label: str, audit_dir: str | Path) -> AuditorReport:
+    from .store import AuditStore, load_audit  # datasets: not for --help
+
     store = AuditStore(audit_dir)
     # the auditor's text never became a probe: it wrote nothing usable, or the renderer could not draw it
     unmade = Counter(issue.mode for issue in store.issues() if issue.stage.startswith(("auditor:", "render:")))

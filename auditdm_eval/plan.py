@@ -6,13 +6,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .cache import content_key
 from .modes import MODES, check_modes
 from .records import AuditRecord, SourceImage, WorkItem
 from .stages import StageSpec
-from .store import Issue
+
+if TYPE_CHECKING:
+    from .store import Issue
 
 
 def probe_id_of(source: SourceImage, mode: str, sample: int) -> str:
@@ -69,6 +71,8 @@ class AuditPlan:
 
 def outcomes(items: Iterable[WorkItem], run_id: str) -> tuple[list[AuditRecord], list[Issue]]:
     """Finished items as records; failed items, and the model calls that raised, as issues."""
+    from .store import Issue  # loads datasets: only a run gets here
+
     records, issues = [], []
     for item in items:
         if item.failure is not None:

@@ -211,14 +211,18 @@ def test_every_audit_flag_has_help(auditdm_home):
     assert shown.returncode == 0 and "--ensemble" in shown.stdout and "planted-weakness" not in shown.stderr
 
 
-def test_the_package_and_light_commands_import_no_heavy_library(auditdm_home):
-    """Importing the package (a harness plugin does), `auditdm models` and `--help` of the command list
-    take well under a second: torch, transformers and datasets load only where a command uses them."""
+@pytest.mark.parametrize("command", [["models"], ["audit", "--help"], ["compare-auditors", "--help"], ["report", "--help"]])
+def test_the_package_and_light_commands_import_no_heavy_library(auditdm_home, command):
+    """Importing the package (a harness plugin does), `auditdm models` and the `--help` of the commands
+    whose flags need no model library take well under a second: torch, transformers and datasets load
+    only where a command uses them."""
     probe = (
-        "import sys, auditdm_eval, model_adapters; from auditdm_eval.cli import main; main(['models']); "
+        "import sys, auditdm_eval, model_adapters; from auditdm_eval.cli import main\n"
+        f"try:\n    main({command!r})\nexcept SystemExit:\n    pass\n"
         "print(sorted({'torch', 'transformers', 'datasets', 'diffusers'} & set(sys.modules)))"
     )
     env = {**os.environ, "AUDITDM_HOME": str(auditdm_home), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "world-auditor" in done.stdout and done.stdout.strip().endswith("[]"), done.stdout[-500:]
+    shown = "world-auditor" if command == ["models"] else f"auditdm {command[0]}"
+    assert shown in done.stdout and done.stdout.strip().endswith("[]"), done.stdout[-500:]

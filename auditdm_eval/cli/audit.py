@@ -41,9 +41,9 @@ def parse(argv: list[str]) -> tuple[AuditConfig, EngineConfig]:
 def main(argv: list[str]) -> int:
     from rich.console import Console
 
+    config, engine = parse(argv)  # before the models' libraries load: --help and bad flags answer at once
     from ..runner import run_audit
 
-    config, engine = parse(argv)
     config.check_ready()
     console = Console(stderr=True, soft_wrap=True)
     if config.preset in PRESET_NOTICES:

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import option
 from ..errors import ConfigError
-from ..plan import AuditPlan
 from ..registry import Registry
 from ..sources import SourceItem
-from ..store import AuditStore
+
+if TYPE_CHECKING:  # the audit's --help builds its parser from EngineConfig without loading datasets
+    from ..plan import AuditPlan
+    from ..store import AuditStore
 
 
 @dataclass
