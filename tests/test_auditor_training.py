@@ -103,6 +103,28 @@ def test_an_interrupted_training_resumes_from_its_last_whole_checkpoint_bit_for_
     assert "in use by another train-auditor run" in capsys.readouterr().err
 
 
+def test_a_run_moved_to_other_hardware_continues_and_another_run_is_refused(tmp_path, caplog):
+    """Run identity: moving a run to a GPU (use_cpu, bf16) continues it from its last checkpoint, with a
+    warning that it will not match a run never moved; a changed hyperparameter is refused, naming it."""
+    import pytest
+
+    from auditdm_eval.store import RunMismatchError
+
+    settings = {"audit": {"target": "world-target-mirror"}, "grpo": {"learning_rate": 3e-4, "use_cpu": True, "bf16": False}}
+    with TrainingFolder(tmp_path, "train-auditor", RUN_FILE, RECORD) as folder:
+        assert folder.start(settings, max_steps=8, epochs=1).checkpoint is None
+    (tmp_path / "checkpoint-4").mkdir()
+    (tmp_path / "checkpoint-4" / "trainer_state.json").write_text(json.dumps({"global_step": 4}))
+    on_a_gpu = {**settings, "grpo": {**settings["grpo"], "use_cpu": False, "bf16": True}}
+    with TrainingFolder(tmp_path, "train-auditor", RUN_FILE, RECORD) as folder:
+        assert folder.start(on_a_gpu, max_steps=8, epochs=1).checkpoint == tmp_path / "checkpoint-4"
+    assert "grpo.bf16: False -> True; grpo.use_cpu: True -> False" in caplog.text and "bit for bit" in caplog.text
+    another = {**on_a_gpu, "grpo": {**on_a_gpu["grpo"], "learning_rate": 1e-3}}
+    with TrainingFolder(tmp_path, "train-auditor", RUN_FILE, RECORD) as folder, pytest.raises(RunMismatchError, match="grpo.learning_rate"):
+        folder.start(another, max_steps=8, epochs=1)
+    assert (tmp_path / "checkpoint-4").is_dir(), "the refused run removed nothing"
+
+
 def test_training_against_a_planted_weakness_beats_the_baseline_and_a_sound_target_shows_nothing(world_auditor, tmp_path):
     """The trained auditor finds the red/green-swapped target's failures far more often than the
     warm start it began from and the prompted baseline on held-out scenes, every failure it flags is

@@ -6,7 +6,8 @@ A run file (``auditor_training_run.json``, ``rectify_run.json``) says which run 
 its settings (the audit's or the recipe's, trl's ``GRPOConfig``/``SFTConfig`` and ``ModelConfig``). A
 rerun with the same settings resumes; a rerun that only changes how often and where it writes (logging,
 checkpoints) or asks for more steps continues the run (``--max_steps 3000`` after a finished
-1,500-step run trains 1,500 more); any other change is refused, naming what changed, unless
+1,500-step run trains 1,500 more) or only moves it (``--use_cpu false --bf16 true`` on a GPU: a warning
+says that it will not match a run never moved, bit for bit); any other change is refused, naming what changed, unless
 ``--overwrite`` replaces the run. A checkpoint counts as whole once its ``trainer_state.json`` is
 readable: the Trainer writes that file last, so a run killed while saving resumes from the checkpoint
 before.
@@ -15,6 +16,7 @@ before.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -25,6 +27,8 @@ from typing import Any, Self
 from ..runlock import RunLock, RunLockHeld, describe_holder
 from ..store import OutputInUseError, RunMismatchError
 
+logger = logging.getLogger(__name__)
+
 TRAINER_STATE = "trainer_state.json"
 # TrainingArguments fields that say where, how often and how far to write or log, not what is trained
 CONTINUES_THE_RUN = frozenset({
@@ -33,6 +37,14 @@ CONTINUES_THE_RUN = frozenset({
     "save_only_model", "resume_from_checkpoint", "max_steps", "num_train_epochs", "push_to_hub", "hub_model_id",
     "hub_strategy", "hub_private_repo", "dataloader_num_workers", "dataloader_persistent_workers",
     "notes", "overwrite",
+})
+# TrainingArguments fields that say what the run runs on, not what it trains: a run moved to another machine
+# (a CPU run continued on a GPU, bf16 there) continues, with a warning that it will not match a run never moved
+MOVES_THE_RUN = frozenset({
+    "use_cpu", "bf16", "fp16", "tf32", "bf16_full_eval", "fp16_full_eval", "half_precision_backend",
+    "dataloader_pin_memory", "gradient_checkpointing", "gradient_checkpointing_kwargs", "activation_checkpointing",
+    "torch_compile", "torch_compile_backend", "torch_compile_mode", "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization",
+    "vllm_server_base_url", "vllm_server_host", "vllm_server_port", "ddp_backend",
 })
 
 
@@ -67,21 +79,32 @@ def whole_checkpoints(output_dir: str | Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
-def changed_settings(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """What differs between two runs' settings, ignoring what only continues the run (and a part of the
-    settings that the earlier run's version did not record)."""
+def changed_settings(
+    previous: dict[str, Any], current: dict[str, Any], ignoring: frozenset[str] = CONTINUES_THE_RUN | MOVES_THE_RUN,
+) -> list[str]:
+    """What differs between two runs' settings, ignoring what only continues or moves the run (and a part of
+    the settings that the earlier run's version did not record)."""
     changes = []
     for part in sorted(set(previous) & set(current)):
         before, now = previous[part], current[part]
         if isinstance(before, dict) and isinstance(now, dict):
             for key in sorted(set(before) | set(now)):
-                if key in CONTINUES_THE_RUN:
+                if key in ignoring:
                     continue
                 if before.get(key) != now.get(key):
                     changes.append(f"{part}.{key}: {before.get(key)!r} -> {now.get(key)!r}")
         elif before != now:
             changes.append(f"{part}: {before!r} -> {now!r}")
     return changes
+
+
+def moved_settings(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs in where and in what precision the run runs (:data:`MOVES_THE_RUN`)."""
+    return changed_settings(previous, current, ignoring=frozenset(_every_key(previous, current) - MOVES_THE_RUN))
+
+
+def _every_key(*settings: dict[str, Any]) -> set[str]:
+    return {key for part in settings for value in part.values() if isinstance(value, dict) for key in value}
 
 
 def finished_steps(record: dict[str, Any]) -> int:
@@ -135,6 +158,11 @@ class TrainingFolder:
                 )
             self._clear()
             previous, found = None, []
+        elif previous is not None and found and (moves := moved_settings(previous, settings)):
+            logger.warning(
+                "%s continues %s on other hardware or precision (%s): it will not match, bit for bit, a run never moved",
+                self.command, self.root, "; ".join(moves),
+            )
         elif previous is None and found and not overwrite:
             raise RunMismatchError(
                 f"{self.root} holds checkpoints ({found[-1].name} the last) but no {self.run_file} saying which run wrote them. "
