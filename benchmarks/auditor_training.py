@@ -12,7 +12,9 @@ three up), with the code users run:
 4. the trained auditor and the baseline again with their probes sampled (``--auditor_sampling``:
    temperature 1, top-p 0.95, as the auditor writes during training and as the paper's auditor writes
    several probes per image) instead of greedy: the policy's own variety, which greedy decoding of one
-   probe per image hides.
+   probe per image hides;
+5. with ``--checkpoint-steps``, the trained auditor's checkpoints at those steps too (greedy, the
+   independent references): how success grows with training, charted against the ceilings.
 
 Writes ``benchmarks/results/auditor-training-world.json`` and prints a table: success rate (95% CI),
 its multiple of the baseline's, its share of the scene-aware ceiling, the blind ceiling, distinct
@@ -23,6 +25,8 @@ probes per 100, precision and recall against the ground truth.
     python benchmarks/auditor_training.py --auditor world-auditor-large \
         --json benchmarks/results/auditor-training-world-large-900-steps.json --train-args --max_steps 900
     python benchmarks/auditor_training.py --recipe my_auditor_recipe.yaml --json benchmarks/results/mine.json
+    python benchmarks/auditor_training.py --weaknesses redgreen --checkpoint-steps 1500 2000 2500 3000 \
+        --json benchmarks/results/auditor-training-world-shipped-3000-steps.json --train-args --max_steps 3000 --save_steps 250
 """
 
 from __future__ import annotations
@@ -70,6 +74,42 @@ def summary(auditor: dict, baseline: dict, ceilings: dict | None) -> dict:
     }
 
 
+def checkpoint_curve(trained: Path, steps: list[int], target: str, pool: str, out: Path, baseline: dict, ceilings: dict | None,
+                     tokens: int) -> dict[str, dict]:
+    """Step -> the summary of the trained auditor's checkpoint at that step, on the held-out pool."""
+    found = {step: trained / f"checkpoint-{step}" for step in steps}
+    missing = [str(path) for path in found.values() if not path.is_dir()]
+    if missing:
+        raise SystemExit(f"--checkpoint-steps: no checkpoint {', '.join(missing)}; pass steps the run saved (--save_steps)")
+    compared = compare([str(path) for path in found.values()], target, INDEPENDENT, pool, out, tokens=tokens)
+    reports = {report["label"]: report for report in compared["auditors"]}
+    return {str(step): summary(reports[str(path)], baseline, ceilings) for step, path in found.items()}
+
+
+def plot_curve(curve: dict[str, dict], ceilings: dict | None, baseline: float, title: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [int(step) for step in curve]
+    rates = [100 * row["success_rate"] for row in curve.values()]
+    low = [rate - 100 * row["success_interval"][0] for rate, row in zip(rates, curve.values())]
+    high = [100 * row["success_interval"][1] - rate for rate, row in zip(rates, curve.values())]
+    figure, axis = plt.subplots(figsize=(6.4, 4))
+    axis.errorbar(steps, rates, yerr=[low, high], marker="o", capsize=3, label="trained auditor (greedy, 95% CI)")
+    if ceilings:
+        axis.axhline(100 * ceilings["scene_aware"], color="green", linestyle="--", label="scene-aware ceiling")
+        axis.axhline(90 * ceilings["scene_aware"], color="green", linestyle=":", label="90% of it")
+        axis.axhline(100 * ceilings["blind"], color="grey", linestyle="--", label="blind ceiling")
+    axis.axhline(100 * baseline, color="red", linestyle="--", label="prompted baseline")
+    axis.set(xlabel="GRPO step", ylabel="failure-search success (%)", title=title, ylim=(0, 100))
+    axis.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def warm_start_record(auditor: str) -> dict | None:
     """The warm start's validation and what it was built with (weights differ by machine: see the README)."""
     import auditdm_eval  # noqa: F401  (registers the world's model names)
@@ -88,6 +128,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/auditor-training-<auditor minus 'auditor'>.json")
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="the train-auditor config (its max_completion_length "
                         "also bounds the probes compare-auditors writes)")
+    parser.add_argument("--checkpoint-steps", nargs="+", type=int, default=[],
+                        help="also compare the trained auditor's checkpoints at these steps (the run must save them)")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="more train-auditor flags (after the others)")
     args = parser.parse_args()
     name = Path(args.auditor).name  # a registered name or a local checkpoint's folder
@@ -135,6 +177,15 @@ def main() -> None:
             "trained_sampled": summary(sampled_reports[str(trained)], sampled_baseline, ceilings),
             "baseline_sampled": summary(sampled_baseline, sampled_baseline, ceilings),
         }
+        if args.checkpoint_steps:
+            curve = checkpoint_curve(
+                trained, args.checkpoint_steps, target, args.pool, args.work / weakness / "checkpoints", baseline, ceilings, tokens,
+            )
+            results["weaknesses"][weakness]["checkpoints"] = curve
+            plot_curve(
+                curve, ceilings, baseline["overall"]["success_rate"], f"{target} on {args.pool}",
+                args.json.parent / f"{stem}-{weakness}-checkpoints.png",
+            )
         shutil.copyfile(args.work / weakness / "independent" / "compare.png", args.json.parent / f"{stem}-{weakness}.png")
     args.json.write_text(json.dumps(results, indent=2, default=float))
     print(f"{'weakness':12s} {'auditor':24s} {'success':>8s} {'x base':>7s} {'ceiling%':>8s} {'blind':>6s} {'distinct':>8s} {'precision':>9s}")
@@ -148,6 +199,10 @@ def main() -> None:
                 f"{(100 * share if share is not None else float('nan')):7.1f}% {100 * blind:5.1f}% {s['distinct_per_100']:8.0f} "
                 f"{(s['precision'] if s['precision'] is not None else float('nan')):9.3f}"
             )
+        for step, s in row.get("checkpoints", {}).items():
+            print(f"{weakness:12s} {'checkpoint-' + step:24s} {100 * s['success_rate']:7.1f}% {s['times_baseline']:7.1f} "
+                  f"{100 * (s['share_of_scene_aware_ceiling'] or float('nan')):7.1f}% {100 * blind:5.1f}% {s['distinct_per_100']:8.0f} "
+                  f"{(s['precision'] if s['precision'] is not None else float('nan')):9.3f}")
     print(f"written: {args.json}")
 
 
