@@ -159,10 +159,10 @@ PLACEHOLDER_TOKEN_FIELDS = ("image_token_id", "image_token_index", "video_token_
 
 def placeholder_token_ids(config: Any) -> list[int]:
     """The ids that stand for image (and video) features in a prompt. Generated text never holds one:
-    trl's GRPOTrainer suppresses the image token while a policy samples, so a trained auditor's
-    logit for it is never pushed down, and a checkpoint decoded without the same suppression can
-    start its probe with it (measured: 72% of the first token after 1,500 GRPO steps), a text that
-    decodes without its first word."""
+    trl's GRPOTrainer suppresses the image token while a policy samples, and a checkpoint trained
+    without :mod:`auditdm_eval.training.placeholders` drifted towards it (measured: it ranked first at
+    72% of first tokens after 1,500 GRPO steps), so decoding without the same suppression started
+    probes with it, texts that decode without their first word."""
     ids = {getattr(config, name, None) for name in PLACEHOLDER_TOKEN_FIELDS}
     vocab_size = getattr(config.get_text_config(), "vocab_size", None) or float("inf")
     return sorted(i for i in ids if isinstance(i, int) and 0 <= i < vocab_size)

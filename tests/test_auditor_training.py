@@ -55,6 +55,39 @@ def test_a_few_steps_in_all_three_modes_train_log_every_term_and_reload(world_au
     assert json.loads((tmp_path / "audit" / "summary.json").read_text())["probes"] > 0
 
 
+def test_the_policy_and_its_reference_are_scored_without_the_image_placeholder(world_auditor, tmp_path):
+    """trl samples with the image token suppressed; the trainer scores the same distribution: the
+    placeholder gets no mass in the policy's or the KL reference's log-probabilities (its fused head and
+    its plain forward agree), and nothing of the mask is saved with the weights."""
+    from PIL import Image
+
+    from auditdm_eval.training.grpo import _trainer, instruction
+
+    run = parse([
+        "--config", RECIPE, "--auditor", str(world_auditor), "--images", "world:8:3", "--max_steps", "1",
+        "--per_device_train_batch_size", "8", "--num_generations", "4", "--output_dir", str(tmp_path / "out"),
+    ])
+    trainer = _trainer(run)
+    image_id = trainer.model.config.image_token_id
+    processor = trainer.processing_class
+    message = [{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (48, 48), "red")},
+                                            {"type": "text", "text": instruction("auditdm", "question")}]}]
+    inputs = processor.apply_chat_template([message], add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+    completion = processor.tokenizer(" how many red objects are there?", add_special_tokens=False, return_tensors="pt")["input_ids"]
+    input_ids = torch.cat([inputs["input_ids"], completion], dim=1)
+    labels = input_ids.clone()
+    labels[:, : inputs["input_ids"].shape[1]] = -100
+    for scored in (trainer.model, trainer.ref_model):
+        with torch.no_grad():
+            logits = scored(input_ids=input_ids, pixel_values=inputs["pixel_values"]).logits[:, :-1].float()
+            fused = scored(input_ids=input_ids, pixel_values=inputs["pixel_values"], labels=labels, fused_lm_head=True).log_probs
+        assert logits[..., image_id].max() < -1e3, "the placeholder is out of the scored distribution"
+        mask = labels[:, 1:] != -100
+        plain = logits.log_softmax(-1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+        assert torch.allclose(fused[mask], plain[mask], atol=1e-4), "the fused head scores what the forward gives"
+    assert not any(name.endswith("lm_head.bias") for name in trainer.model.state_dict()), "the mask is not saved"
+
+
 def test_an_interrupted_training_resumes_from_its_last_whole_checkpoint_bit_for_bit(world_auditor, auditdm_home, tmp_path, capsys):
     """Ctrl-C part-way, then the same command again: it resumes from the last checkpoint the Trainer
     finished writing and ends with exactly the weights of a run never stopped (the Trainer's own resume

@@ -213,8 +213,11 @@ def _trainer(run: TrainingRun):
     import datasets
     from trl import GRPOTrainer, get_peft_config
 
+    from model_adapters.transformers_backend import placeholder_token_ids
+
     from ..reward import AuditReward
     from ..runner import build_plan
+    from .placeholders import mask_placeholders
     from .rewards import RewardTerms, failure_logger
 
     config, grpo = run.config, run.grpo
@@ -225,7 +228,7 @@ def _trainer(run: TrainingRun):
     terms = RewardTerms(AuditReward(plan, config.modes[0]))
     model, processor = load_policy(config, run.model)
     trainer_class = reloading_checkpoints_with_from_pretrained(GRPOTrainer, run.model.use_peft, config.trust_remote_code)
-    return trainer_class(
+    trainer = trainer_class(
         model=model,
         reward_funcs=terms.terms(run.training.reward_terms),
         args=grpo,
@@ -234,6 +237,11 @@ def _trainer(run: TrainingRun):
         peft_config=get_peft_config(run.model),
         callbacks=[failure_logger(terms)],
     )
+    placeholders = placeholder_token_ids(model.config)
+    for scored in (trainer.model, trainer.ref_model):  # a LoRA run's reference is the same head, adapters off
+        if scored is not None:
+            mask_placeholders(scored.get_base_model() if hasattr(scored, "get_base_model") else scored, placeholders)
+    return trainer
 
 
 def checkpoints(output_dir: str | Path) -> list[Path]:
