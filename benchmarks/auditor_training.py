@@ -191,18 +191,15 @@ def main() -> None:
     print(f"{'weakness':12s} {'auditor':24s} {'success':>8s} {'x base':>7s} {'ceiling%':>8s} {'blind':>6s} {'distinct':>8s} {'precision':>9s}")
     for weakness, row in results["weaknesses"].items():
         blind = row["ceilings"]["blind"] if row["ceilings"] else float("nan")
-        for name in SUMMARIES:
-            s = row[name]
+        named = [(name, row[name]) for name in SUMMARIES]
+        named += [(f"checkpoint-{step}", s) for step, s in row.get("checkpoints", {}).items()]
+        for name, s in named:
             share = s["share_of_scene_aware_ceiling"]
             print(
                 f"{weakness:12s} {name:24s} {100 * s['success_rate']:7.1f}% {s['times_baseline']:7.1f} "
                 f"{(100 * share if share is not None else float('nan')):7.1f}% {100 * blind:5.1f}% {s['distinct_per_100']:8.0f} "
                 f"{(s['precision'] if s['precision'] is not None else float('nan')):9.3f}"
             )
-        for step, s in row.get("checkpoints", {}).items():
-            print(f"{weakness:12s} {'checkpoint-' + step:24s} {100 * s['success_rate']:7.1f}% {s['times_baseline']:7.1f} "
-                  f"{100 * (s['share_of_scene_aware_ceiling'] or float('nan')):7.1f}% {100 * blind:5.1f}% {s['distinct_per_100']:8.0f} "
-                  f"{(s['precision'] if s['precision'] is not None else float('nan')):9.3f}")
     print(f"written: {args.json}")
 
 

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -79,32 +80,30 @@ def whole_checkpoints(output_dir: str | Path) -> list[Path]:
     return [path for _, path in sorted(found)]
 
 
-def changed_settings(
-    previous: dict[str, Any], current: dict[str, Any], ignoring: frozenset[str] = CONTINUES_THE_RUN | MOVES_THE_RUN,
-) -> list[str]:
+def changed_settings(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """What differs between two runs' settings, ignoring what only continues or moves the run (and a part of
     the settings that the earlier run's version did not record)."""
-    changes = []
-    for part in sorted(set(previous) & set(current)):
-        before, now = previous[part], current[part]
-        if isinstance(before, dict) and isinstance(now, dict):
-            for key in sorted(set(before) | set(now)):
-                if key in ignoring:
-                    continue
-                if before.get(key) != now.get(key):
-                    changes.append(f"{part}.{key}: {before.get(key)!r} -> {now.get(key)!r}")
-        elif before != now:
-            changes.append(f"{part}: {before!r} -> {now!r}")
-    return changes
+    return _differences(previous, current, lambda key: key not in CONTINUES_THE_RUN and key not in MOVES_THE_RUN)
 
 
 def moved_settings(previous: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """What differs in where and in what precision the run runs (:data:`MOVES_THE_RUN`)."""
-    return changed_settings(previous, current, ignoring=frozenset(_every_key(previous, current) - MOVES_THE_RUN))
+    return _differences(previous, current, MOVES_THE_RUN.__contains__)
 
 
-def _every_key(*settings: dict[str, Any]) -> set[str]:
-    return {key for part in settings for value in part.values() if isinstance(value, dict) for key in value}
+def _differences(previous: dict[str, Any], current: dict[str, Any], counts: Callable[[str], bool]) -> list[str]:
+    """``part.key: before -> after`` for each setting that differs and ``counts`` (a whole part by its name)."""
+    changes = []
+    for part in sorted(set(previous) & set(current)):
+        before, now = previous[part], current[part]
+        if isinstance(before, dict) and isinstance(now, dict):
+            changes += [
+                f"{part}.{key}: {before.get(key)!r} -> {now.get(key)!r}"
+                for key in sorted(set(before) | set(now)) if counts(key) and before.get(key) != now.get(key)
+            ]
+        elif counts(part) and before != now:
+            changes.append(f"{part}: {before!r} -> {now!r}")
+    return changes
 
 
 def finished_steps(record: dict[str, Any]) -> int:
