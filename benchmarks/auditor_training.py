@@ -37,7 +37,7 @@ import shutil
 from pathlib import Path
 
 import yaml
-from throughput import machine  # a sibling script: this folder is on sys.path when it runs
+from common import machine  # a sibling module: this folder is on sys.path when it runs
 
 from auditdm_eval.cli import main as auditdm
 

@@ -51,7 +51,7 @@ class Timer:
 
 def build_audit(root: Path, images: int) -> Path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from throughput import make_images
+    from common import make_images
 
     from auditdm_eval.config import PRESETS, AuditConfig
     from auditdm_eval.runner import run_audit

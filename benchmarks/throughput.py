@@ -41,41 +41,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
+from common import machine, make_images  # a sibling module: this folder is on sys.path when a script here runs
 
 from auditdm_eval.config import PRESETS, AuditConfig
 from auditdm_eval.engines import RunStats
 from auditdm_eval.runner import run_audit
 
 TARGETS = {"batched_vs_one_at_a_time": 4.0, "warm_vs_cold_cache": 10.0, "linearity_4x": 1.15, "overhead": 0.20}
-PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "horse", "clock", "camera", "coins"]
-
-
-def make_images(folder: Path, count: int, first: int = 0) -> None:
-    """Distinct photos: scikit-image samples, cropped at shifting offsets so every image differs."""
-    import skimage.data
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(first, first + count):
-        array = getattr(skimage.data, PHOTOS[i % len(PHOTOS)])()
-        offset = 8 * (i // len(PHOTOS))
-        Image.fromarray(np.asarray(array)[offset:, offset:]).convert("RGB").save(folder / f"img{i:03d}.png")
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 0
-    return f"{os.cpu_count()}-core {cpu} ({platform.machine()}), {memory:.0f} GiB RAM, no GPU" + (
-        "" if not torch.cuda.is_available() else f", GPU {torch.cuda.get_device_name(0)}"
-    )
-
-
 def figures(stats: RunStats, wall: float) -> dict[str, Any]:
     busy = {kind: round(seconds, 4) for kind, seconds in sorted(stats.busy_seconds.items())}
     return {

@@ -105,6 +105,27 @@ def _register_tiny() -> None:
 _register_tiny()
 
 
+def _register_random_real() -> None:
+    from .random_real import REAL_ARCHITECTURES
+
+    def build(root: Path, name: str) -> Path:
+        from .random_real import ensure_random_real  # imported on use: building needs torch and transformers
+
+        return ensure_random_real(name, root)
+
+    for name, architecture in REAL_ARCHITECTURES.items():
+        register_model(
+            ModelSpec(
+                name=f"random-{name}",
+                build=lambda root, name=name: build(root, name),
+                description=f"RANDOM weights at the real size of {architecture.hub_id}: for timing, built on first use",
+            )
+        )
+
+
+_register_random_real()
+
+
 def resolve(name_or_path: str) -> tuple[str, ModelSpec]:
     """Return (path to load, spec) for a registered name, a local directory or a Hub id."""
     if name_or_path in MODELS:

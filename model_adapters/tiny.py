@@ -20,6 +20,8 @@ from typing import Any
 
 import torch
 
+from .sizes import Sizes
+
 WORD_LIST = """
 the a an is are was be it this that these those there here of in on at to from with by for and or
 but not no yes what how many much which where who why when whose does do can color colour shape size
@@ -120,35 +122,54 @@ def _t5_tokenizer():
     return T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=512)
 
 
-def _seeded(seed: int, make: Callable):
-    """``make()`` right after ``torch.manual_seed(seed)``, leaving the caller's RNG state alone."""
+def _seeded(seed: int, make: Callable, device: str = "cpu"):
+    """``make()`` on ``device`` right after ``torch.manual_seed(seed)``, leaving the caller's CPU RNG state alone."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return make()
+        with torch.device(device):
+            return make()
 
 
-def _text_config(vocab_size: int, tokenizer, eos_ids: list[int], **extra) -> dict:
-    """A two-layer, 32-wide decoder config shared by the three VLMs."""
+TINY_TEXT = {
+    "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1,
+    "max_position_embeddings": 1024,
+}
+TINY_SIZES = {
+    "gemma3": Sizes({**TINY_TEXT, "head_dim": 16, "sliding_window": 64}, SIGLIP_32, image_size=32, image_tokens=4),
+    "paligemma2": Sizes(
+        {**TINY_TEXT, "head_dim": 16}, SIGLIP_32, image_size=32, image_tokens=16, top={"projection_dim": 32, "hidden_size": 32}
+    ),
+    # mrope_section sums to head_dim / 2 = (32 / 2) / 2; 112 px: at most (112 / 28) ** 2 = 16 image tokens
+    "qwen2.5-vl": Sizes(
+        {**TINY_TEXT, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}},
+        {
+            "depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 32,
+            "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
+            "fullatt_block_indexes": [0],
+        },
+        image_size=112,
+    ),
+}
+
+
+def _text_config(sizes: Sizes, tokenizer, eos_ids: list[int]) -> dict:
+    """The decoder's config: ``sizes.text`` with the tokenizer's vocabulary and ids."""
     return {
-        "vocab_size": vocab_size,
-        "hidden_size": 32,
-        "intermediate_size": 64,
-        "num_hidden_layers": 2,
-        "num_attention_heads": 2,
-        "num_key_value_heads": 1,
-        "max_position_embeddings": 1024,
+        **sizes.text,
+        "vocab_size": sizes.vocab_size or len(tokenizer),
         "pad_token_id": tokenizer.pad_token_id,
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": eos_ids,
-        **extra,
     }
 
 
 def _speak_words(model, tokenizer) -> None:
-    """Zero the embedding rows of every token that is not a whole word, so that greedy decoding
-    of the random model (whose word logits are random, the rest 0) reads as words."""
+    """Zero the embedding rows of every token that is not a whole word (the vocabulary beyond the
+    tokenizer's too), so that greedy decoding of the random model (whose word logits are random, the
+    rest 0) reads as words."""
     words = [i for piece, i in tokenizer.get_vocab().items() if piece.startswith(WORD_START) and piece[1:].isalpha()]
-    keep = torch.zeros(len(tokenizer), dtype=torch.bool)
+    rows = model.get_input_embeddings().weight.shape[0]
+    keep = torch.zeros(rows, dtype=torch.bool, device=model.get_input_embeddings().weight.device)
     keep[words] = True
     with torch.no_grad():
         for embedding in (model.get_input_embeddings(), model.get_output_embeddings()):
@@ -176,33 +197,35 @@ GEMMA3_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_gemma3(out_dir: str | Path, seed: int = 0) -> Path:
-    """Gemma3ForConditionalGeneration with a 32px SigLIP tower and 4 soft tokens per image."""
+def gemma3_parts(sizes: Sizes, seed: int, words: tuple[str, ...] = WORDS, device: str = "cpu"):
+    """(Gemma3ForConditionalGeneration, its processor, its end-of-turn ids), random weights of ``sizes``."""
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessorPil, Gemma3Processor
 
     named = {"image_token": "<image_soft_token>", "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>"}
-    tokenizer = _vlm_tokenizer(["<start_of_turn>", "<end_of_turn>", *named.values()], named)
-    image_processor = Gemma3ImageProcessorPil(size={"height": 32, "width": 32}, do_pan_and_scan=False)
-    # mm_tokens_per_image must be a square whose side divides the 32/8 = 4 patch grid side
-    processor = Gemma3Processor(image_processor, tokenizer, chat_template=GEMMA3_CHAT_TEMPLATE, image_seq_length=4)
+    tokenizer = _vlm_tokenizer(["<start_of_turn>", "<end_of_turn>", *named.values()], named, words)
+    side = {"height": sizes.image_size, "width": sizes.image_size}
+    image_processor = Gemma3ImageProcessorPil(size=side, do_pan_and_scan=False)
+    # image_seq_length (mm_tokens_per_image) must be a square whose side divides the patch grid's side
+    processor = Gemma3Processor(image_processor, tokenizer, chat_template=GEMMA3_CHAT_TEMPLATE, image_seq_length=sizes.image_tokens)
     eos_ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")]
     config = Gemma3Config(
-        text_config=_text_config(len(tokenizer), tokenizer, eos_ids, head_dim=16, sliding_window=64),
-        vision_config=SIGLIP_32,
-        mm_tokens_per_image=4,
+        text_config=_text_config(sizes, tokenizer, eos_ids),
+        vision_config=sizes.vision,
+        mm_tokens_per_image=sizes.image_tokens,
         image_token_index=tokenizer.image_token_id,
         boi_token_index=tokenizer.boi_token_id,
         eoi_token_index=tokenizer.eoi_token_id,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=eos_ids,
+        **sizes.top,
     )
-    model = _seeded(seed, lambda: Gemma3ForConditionalGeneration(config).eval())
-    return _save_vlm(model, processor, eos_ids, out_dir)
+    model = _seeded(seed, lambda: Gemma3ForConditionalGeneration(config), device)
+    return model, processor, eos_ids
 
 
-def build_tiny_paligemma2(out_dir: str | Path, seed: int = 0) -> Path:
-    """PaliGemmaForConditionalGeneration (Gemma2 text) with a 32px SigLIP tower, 16 image tokens."""
+def paligemma2_parts(sizes: Sizes, seed: int, words: tuple[str, ...] = WORDS, device: str = "cpu"):
+    """(PaliGemmaForConditionalGeneration with a Gemma2 decoder, its processor, its end ids), random weights of ``sizes``."""
     from transformers import (
         PaliGemmaConfig,
         PaliGemmaForConditionalGeneration,
@@ -210,22 +233,22 @@ def build_tiny_paligemma2(out_dir: str | Path, seed: int = 0) -> Path:
         SiglipImageProcessorPil,
     )
 
-    tokenizer = _vlm_tokenizer(["<image>"], {"image_token": "<image>"})
-    image_processor = SiglipImageProcessorPil(size={"height": 32, "width": 32})
-    image_processor.image_seq_length = 16  # (32 / 8) ** 2 patches
+    tokenizer = _vlm_tokenizer(["<image>"], {"image_token": "<image>"}, words)
+    image_processor = SiglipImageProcessorPil(size={"height": sizes.image_size, "width": sizes.image_size})
+    image_processor.image_seq_length = sizes.image_tokens
     processor = PaliGemmaProcessor(image_processor, tokenizer)  # adds 1,152 <loc>/<seg> tokens: size the vocab after
-    vocab_size, eos_ids = len(tokenizer), [tokenizer.eos_token_id]
+    eos_ids = [tokenizer.eos_token_id]
+    text = _text_config(sizes, tokenizer, eos_ids)
     config = PaliGemmaConfig(
-        text_config=_text_config(vocab_size, tokenizer, eos_ids, model_type="gemma2", head_dim=16),
-        vision_config=SIGLIP_32,
+        text_config={**text, "model_type": "gemma2"},
+        vision_config=sizes.vision,
         image_token_index=tokenizer.image_token_id,
-        projection_dim=32,
-        hidden_size=32,
-        vocab_size=vocab_size,
+        vocab_size=text["vocab_size"],
         pad_token_id=tokenizer.pad_token_id,
+        **sizes.top,
     )
-    model = _seeded(seed, lambda: PaliGemmaForConditionalGeneration(config).eval())
-    return _save_vlm(model, processor, eos_ids, out_dir)
+    model = _seeded(seed, lambda: PaliGemmaForConditionalGeneration(config), device)
+    return model, processor, eos_ids
 
 
 QWEN_CHAT_TEMPLATE = (
@@ -237,8 +260,8 @@ QWEN_CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_qwen2_5_vl(out_dir: str | Path, seed: int = 0) -> Path:
-    """Qwen2_5_VLForConditionalGeneration with a one-block vision tower; images become 4-16 tokens."""
+def qwen2_5_vl_parts(sizes: Sizes, seed: int, words: tuple[str, ...] = WORDS, device: str = "cpu"):
+    """(Qwen2_5_VLForConditionalGeneration, its processor, its end ids), random weights of ``sizes``."""
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -253,20 +276,13 @@ def build_tiny_qwen2_5_vl(out_dir: str | Path, seed: int = 0) -> Path:
         "vision_start_token": "<|vision_start|>",
         "vision_end_token": "<|vision_end|>",
     }
-    tokenizer = _vlm_tokenizer(["<|im_start|>", "<|im_end|>", *named.values()], named)
-    image_processor = Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=28 * 28 * 16)
-    video_processor = Qwen2VLVideoProcessor()
-    processor = Qwen2_5_VLProcessor(image_processor, tokenizer, video_processor, chat_template=QWEN_CHAT_TEMPLATE)
+    tokenizer = _vlm_tokenizer(["<|im_start|>", "<|im_end|>", *named.values()], named, words)
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=28 * 28 * 4, max_pixels=sizes.image_size**2)
+    processor = Qwen2_5_VLProcessor(image_processor, tokenizer, Qwen2VLVideoProcessor(), chat_template=QWEN_CHAT_TEMPLATE)
     eos_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id]
-    # mrope_section sums to head_dim / 2 = (32 / 2) / 2
-    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]}
     config = Qwen2_5_VLConfig(
-        text_config=_text_config(len(tokenizer), tokenizer, eos_ids, rope_parameters=rope),
-        vision_config={
-            "depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 32,
-            "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
-            "fullatt_block_indexes": [0],
-        },
+        text_config=_text_config(sizes, tokenizer, eos_ids),
+        vision_config=sizes.vision,
         image_token_id=tokenizer.image_token_id,
         video_token_id=tokenizer.video_token_id,
         vision_start_token_id=tokenizer.vision_start_token_id,
@@ -274,9 +290,39 @@ def build_tiny_qwen2_5_vl(out_dir: str | Path, seed: int = 0) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=eos_ids,
+        **sizes.top,
     )
-    model = _seeded(seed, lambda: Qwen2_5_VLForConditionalGeneration(config).eval())
+    model = _seeded(seed, lambda: Qwen2_5_VLForConditionalGeneration(config), device)
+    return model, processor, eos_ids
+
+
+VLM_FAMILIES: dict[str, Callable[..., tuple[Any, Any, list[int]]]] = {
+    "gemma3": gemma3_parts,
+    "paligemma2": paligemma2_parts,
+    "qwen2.5-vl": qwen2_5_vl_parts,
+}
+
+
+def build_vlm(family: str, out_dir: str | Path, seed: int = 0, sizes: Sizes | None = None, device: str = "cpu", dtype=None) -> Path:
+    """Build a random ``family`` VLM of ``sizes`` (default: tiny) on ``device`` and save it (in ``dtype``) to ``out_dir``."""
+    model, processor, eos_ids = VLM_FAMILIES[family](sizes or TINY_SIZES[family], seed, device=device)
+    model = model.eval() if dtype is None else model.to(dtype).eval()
     return _save_vlm(model, processor, eos_ids, out_dir)
+
+
+def build_tiny_gemma3(out_dir: str | Path, seed: int = 0) -> Path:
+    """Gemma3ForConditionalGeneration with a 32px SigLIP tower and 4 soft tokens per image."""
+    return build_vlm("gemma3", out_dir, seed)
+
+
+def build_tiny_paligemma2(out_dir: str | Path, seed: int = 0) -> Path:
+    """PaliGemmaForConditionalGeneration (Gemma2 text) with a 32px SigLIP tower, 16 image tokens."""
+    return build_vlm("paligemma2", out_dir, seed)
+
+
+def build_tiny_qwen2_5_vl(out_dir: str | Path, seed: int = 0) -> Path:
+    """Qwen2_5_VLForConditionalGeneration with a one-block vision tower; images become 4-16 tokens."""
+    return build_vlm("qwen2.5-vl", out_dir, seed)
 
 
 def _flux_components(seed: int) -> dict:

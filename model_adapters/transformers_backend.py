@@ -105,6 +105,10 @@ class TransformersVLM:
             if tokenizer.pad_token is None:
                 tokenizer.pad_token = tokenizer.eos_token
         self.suppressed_tokens = placeholder_token_ids(config)
+        # a torchvision image processor (what AutoProcessor loads where it can) resizes and normalises on
+        # the model's device; a PIL one cannot
+        image_processor = getattr(self.processor, "image_processor", None)
+        self.images_on_device = getattr(image_processor, "backend", None) == "torchvision"
         self.fingerprint = self._fingerprint(config, revision)
 
     def _fingerprint(self, config: Any, revision: str | None) -> str:
@@ -135,8 +139,10 @@ class TransformersVLM:
         return outputs
 
     def _generate_batch(self, requests: Sequence[GenerationRequest], max_new_tokens: int) -> list[str]:
-        inputs = self.processor(**self.prompt_format.processor_inputs(self.processor, requests))
-        inputs = inputs.to(self.device)
+        processor_inputs = self.prompt_format.processor_inputs(self.processor, requests)
+        if self.images_on_device and "images" in processor_inputs:
+            processor_inputs["device"] = self.device
+        inputs = self.processor(**processor_inputs).to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "do_sample": False}

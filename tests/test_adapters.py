@@ -155,3 +155,65 @@ def test_generated_text_never_holds_an_image_placeholder(tiny_paths, name):
     assert all(adapter.generate(asked)), "the placeholders are never generated"
     adapter.suppressed_tokens = []
     assert not any(adapter.generate(asked)), "without suppression the forced placeholders are all it writes"
+
+
+@pytest.mark.parametrize(
+    "name, image_tokens", [("gemma3-4b", 256), ("paligemma2-3b-448", 1024), ("qwen2.5-vl-7b", 256)]
+)
+def test_random_real_checkpoints_have_the_published_sizes(name, image_tokens):
+    """The ``random-*`` models' configs are the published ones: parameter counts as on the model cards
+    (built on the meta device: nothing allocated), and a 448 px photo becomes as many image tokens."""
+    import torch
+
+    from model_adapters import random_real
+
+    model, processor, _ = random_real.parts(name, device="meta")
+    architecture = random_real.REAL_ARCHITECTURES[name]
+    parameters = sum(p.numel() for p in model.parameters())
+    assert abs(parameters / architecture.published_parameters - 1) < 0.005, parameters
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    request = GenerationRequest((photo(4, (448, 448)),), "what is this?")
+    inputs = processor(**prompt_format_for(model.config.model_type).processor_inputs(processor, [request]))
+    image_token = model.config.image_token_id
+    assert int((inputs["input_ids"] == image_token).sum()) == image_tokens
+
+
+@pytest.mark.parametrize("family", ["gemma3", "paligemma2", "qwen2.5-vl"])
+def test_random_real_checkpoints_write_exactly_max_new_tokens(tmp_path, monkeypatch, family):
+    """Timings at real sizes compare only at fixed answer lengths: a ``random-*`` checkpoint never ends
+    an answer early, even when its end token ranks first (a tiny checkpoint then ends at once)."""
+    import torch
+
+    from model_adapters import random_real, tiny
+
+    small = random_real.RealArchitecture("org/small", family, tiny.TINY_SIZES[family], 0)
+    monkeypatch.setitem(random_real.REAL_ARCHITECTURES, "small", small)
+    fixed = TransformersVLM(str(random_real.ensure_random_real("small", tmp_path)))
+    ordinary = TransformersVLM(str(tiny.ensure_tiny(f"tiny-{family}", tmp_path)))
+
+    def lengths(adapter, max_new_tokens):
+        ends = adapter.model.config.get_text_config().eos_token_id
+        favour = adapter.model.get_output_embeddings().register_forward_hook(lambda m, i, logits: logits.index_add_(
+            -1, torch.tensor(ends), torch.full((*logits.shape[:-1], len(ends)), 1e4)))
+        inputs = adapter.processor(**adapter.prompt_format.processor_inputs(adapter.processor, requests(max_new_tokens)))
+        new = adapter.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, suppress_tokens=adapter.suppressed_tokens)
+        favour.remove()
+        return (new[:, inputs["input_ids"].shape[1]:] != adapter.processor.tokenizer.pad_token_id).sum(-1).tolist()
+
+    assert lengths(fixed, 5) == [5, 5, 5] and lengths(fixed, 2) == [2, 2, 2]
+    assert lengths(ordinary, 5) == [1, 1, 1]
+    assert fixed.generate(requests(3)) and fixed.suppressed_tokens == fixed.model.generation_config.eos_token_id
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_images_are_processed_on_the_models_device(adapters, name):
+    """AutoProcessor loads each family's torchvision image processor, so the adapter asks for the pixels
+    on the model's device (a GPU's, there); the answers are the ones processing elsewhere gives."""
+    adapter = adapters[name]
+    assert adapter.images_on_device
+    on_device = adapter.generate(requests())
+    adapter.images_on_device = False
+    try:
+        assert adapter.generate(requests()) == on_device
+    finally:
+        adapter.images_on_device = True

@@ -176,33 +176,24 @@ def writing_example(scene, rng: random.Random, task: str) -> tuple[str, str] | N
 
 # -- building -----------------------------------------------------------------------------------
 def build_untrained(settings: WarmStartSettings):
-    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessorPil, Gemma3Processor
-
     from model_adapters import tiny
 
-    named = {"image_token": "<image_soft_token>", "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>"}
-    tokenizer = tiny._vlm_tokenizer(["<start_of_turn>", "<end_of_turn>", *named.values()], named, words=vocabulary())
-    side = settings.image_size // settings.patch_size
-    image_processor = Gemma3ImageProcessorPil(size={"height": settings.image_size, "width": settings.image_size}, do_pan_and_scan=False)
-    processor = Gemma3Processor(image_processor, tokenizer, chat_template=tiny.GEMMA3_CHAT_TEMPLATE, image_seq_length=side * side)
-    eos_ids = [tokenizer.eos_token_id, tokenizer.convert_tokens_to_ids("<end_of_turn>")]
-    text = tiny._text_config(len(tokenizer), tokenizer, eos_ids, head_dim=settings.hidden_size // 4, sliding_window=256)
-    text.update(
-        hidden_size=settings.hidden_size, intermediate_size=2 * settings.hidden_size, num_hidden_layers=settings.layers,
-        num_attention_heads=4, num_key_value_heads=2,
+    side, width = settings.image_size // settings.patch_size, settings.hidden_size
+    sizes = tiny.Sizes(
+        text={
+            "hidden_size": width, "intermediate_size": 2 * width, "num_hidden_layers": settings.layers,
+            "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": width // 4, "sliding_window": 256,
+            "max_position_embeddings": 1024,
+        },
+        vision={
+            "hidden_size": settings.vision_hidden_size, "intermediate_size": 2 * settings.vision_hidden_size,
+            "num_hidden_layers": 1, "num_attention_heads": 4, "image_size": settings.image_size, "patch_size": settings.patch_size,
+        },
+        image_size=settings.image_size,
+        image_tokens=side * side,
     )
-    vision = {
-        "hidden_size": settings.vision_hidden_size, "intermediate_size": 2 * settings.vision_hidden_size,
-        "num_hidden_layers": 1, "num_attention_heads": 4, "image_size": settings.image_size, "patch_size": settings.patch_size,
-    }
-    config = Gemma3Config(
-        text_config=text, vision_config=vision, mm_tokens_per_image=side * side,
-        image_token_index=tokenizer.image_token_id, boi_token_index=tokenizer.boi_token_id,
-        eoi_token_index=tokenizer.eoi_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=eos_ids,
-    )
-    model = tiny._seeded(settings.seed, lambda: Gemma3ForConditionalGeneration(config))
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model, processor, eos_ids = tiny.gemma3_parts(sizes, settings.seed, words=vocabulary())
+    model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     model.generation_config.eos_token_id = eos_ids
     return model, processor
 
