@@ -18,6 +18,8 @@ Images are resized and normalised on the model's device (``--images-on-cpu``: on
 run stops starting new batch sizes after ``--budget-seconds`` and writes its JSON after each one.
 
     python benchmarks/real_size.py --json benchmarks/results/real-size-h200.json
+    python benchmarks/real_size.py --plot benchmarks/results/real-size-h200.png \
+        --from-json benchmarks/results/real-size-h200.json benchmarks/results/real-size-h200-large-batches.json
     python benchmarks/real_size.py --auditor tiny-gemma3 --target tiny-paligemma2 --reference tiny-qwen2.5-vl \\
         --batch-sizes 1 4 --images 8 --single-images 2          # the same script on tiny models, on a CPU
 """
@@ -89,6 +91,33 @@ def word_counts(texts: list[str]) -> list[int]:
     return [min(counts), max(counts)] if counts else []
 
 
+def plot(reports: list[dict[str, Any]], path: Path) -> None:
+    """Probes per second of each stage and of the chain against the batch size, every run's points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    series: dict[str, list[tuple[int, float]]] = {}
+    for report in reports:
+        for trial in report["trials"]:
+            rates = {name: rate for name, rate in trial["probes_per_second"].items() if name != "judge"}
+            for name, rate in {**rates, "the chain": trial["chain_probes_per_second"]}.items():
+                series.setdefault(name, []).append((trial["batch_size"], rate))
+    for name, points in series.items():
+        points.sort()
+        axes.plot(*zip(*points), marker="o", linestyle="-" if name == "the chain" else "--", label=name)
+    axes.set(xscale="log", yscale="log", xlabel="probes per model call (batch size)", ylabel="probes per second")
+    axes.set_title(f"Audit stages at real sizes, random weights: {reports[0]['machine'].split(', GPU ')[-1]}")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--auditor", default="random-gemma3-4b")
@@ -104,7 +133,14 @@ def main() -> None:
         "--images-on-cpu", action="store_true", help="process images on the CPU, not on the model's device (the comparison)"
     )
     parser.add_argument("--json", type=Path, nargs="*", default=[])
+    parser.add_argument("--plot", type=Path, help="a PNG of probes per second against the batch size")
+    parser.add_argument("--from-json", type=Path, nargs="+", help="plot these reports instead of running")
     args = parser.parse_args()
+    if args.from_json:
+        if not args.plot:
+            parser.error("--from-json draws a chart: give --plot PATH.png")
+        plot([json.loads(path.read_text()) for path in args.from_json], args.plot)
+        return
     started = time.perf_counter()
     roles = {"auditor": args.auditor, "target": args.target, **{f"reference-{i}": name for i, name in enumerate(args.reference)}}
     report: dict[str, Any] = {
@@ -113,7 +149,7 @@ def main() -> None:
             "python": platform.python_version(), "torch": torch.__version__,
             "transformers": __import__("transformers").__version__,
         },
-        "settings": {key: value for key, value in vars(args).items() if key != "json"},
+        "settings": {key: value for key, value in vars(args).items() if key not in {"json", "plot", "from_json"}},
         "models": {},
         "trials": [],
     }
@@ -198,6 +234,8 @@ def main() -> None:
         rates = " ".join(f"{trial['probes_per_second'].get(stage.name, 0):>27}" for stage in stages[:-1])
         print(f"{trial['batch_size']:>5} {trial['probes']:>6} {rates} {trial['chain_probes_per_second']:>8}")
     print(f"(probes per second of each stage; {report['seconds']} s in all)")
+    if args.plot:
+        plot([report], args.plot)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,36 @@
+"""The benchmark scripts run as users run them (on the tiny models here; their figures come from real runs)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_real_size_benchmark_times_every_stage_at_fixed_lengths_without_the_cache(tiny_paths, tmp_path):
+    """``benchmarks/real_size.py`` over the audit's stages: each batch size on its own photos (no cache
+    hits), every question and answer at its fixed length, a JSON report and its chart, redrawn from JSON."""
+    report_path, chart = tmp_path / "report.json", tmp_path / "chart.png"
+    command = [
+        sys.executable, "benchmarks/real_size.py", "--auditor", "tiny-gemma3", "--target", "tiny-paligemma2",
+        "--reference", "tiny-qwen2.5-vl", "tiny-gemma3-seed1", "--batch-sizes", "1", "3", "--single-images", "2",
+        "--images", "3", "--question-tokens", "7", "--answer-tokens", "3", "--json", str(report_path), "--plot", str(chart),
+    ]
+    run = subprocess.run(command, cwd=ROOT, env=os.environ, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert [trial["batch_size"] for trial in report["trials"]] == [1, 3]
+    assert [trial["probes"] for trial in report["trials"]] == [2, 3]
+    stages = {"auditor:question", "answer:target:tiny-paligemma2", "answer:reference:tiny-qwen2.5-vl",
+              "answer:reference:tiny-gemma3-seed1", "judge"}
+    for trial in report["trials"]:
+        assert trial["failed"] == 0 and trial["answer_cache_hits"] == 0
+        assert set(trial["seconds"]) == stages and all(trial["seconds"][name] > 0 for name in stages - {"judge"})
+        assert trial["words_written"] == {"question": [7, 7], "target": [3, 3]}
+    assert report["models"]["reference-1"]["parameters"] > 0 and chart.stat().st_size > 10_000
+    redrawn = tmp_path / "redrawn.png"
+    subprocess.run([sys.executable, "benchmarks/real_size.py", "--plot", str(redrawn), "--from-json", str(report_path)],
+                   cwd=ROOT, check=True)
+    assert redrawn.stat().st_size > 10_000
