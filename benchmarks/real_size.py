@@ -45,7 +45,7 @@ from auditdm_eval.stages import Stage, prepare
 from auditdm_eval.stages.answer import AnswerSpec
 from auditdm_eval.stages.auditor import AuditorSpec
 from auditdm_eval.stages.judge import JudgeSpec
-from model_adapters import GenerationSettings, resolve
+from model_adapters import GenerationSettings, ModelLoadError, UnknownModelError, resolve
 
 
 def synchronize() -> None:
@@ -139,8 +139,23 @@ def main() -> None:
     if args.from_json:
         if not args.plot:
             parser.error("--from-json draws a chart: give --plot PATH.png")
+        missing = [str(path) for path in args.from_json if not path.is_file()]
+        if missing:
+            parser.error(f"no such report: {', '.join(missing)} (pass the JSON files an earlier run wrote with --json)")
         plot([json.loads(path.read_text()) for path in args.from_json], args.plot)
         return
+    counts = {"--batch-sizes": min(args.batch_sizes), "--images": args.images, "--single-images": args.single_images,
+              "--question-tokens": args.question_tokens, "--answer-tokens": args.answer_tokens}
+    for flag, value in counts.items():
+        if value < 1:
+            parser.error(f"{flag} must be 1 or more (got {value})")
+    try:
+        run(args)
+    except (UnknownModelError, ModelLoadError) as error:
+        parser.exit(1, f"real_size.py: {error}\n")
+
+
+def run(args: argparse.Namespace) -> None:
     started = time.perf_counter()
     roles = {"auditor": args.auditor, "target": args.target, **{f"reference-{i}": name for i, name in enumerate(args.reference)}}
     report: dict[str, Any] = {

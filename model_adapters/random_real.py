@@ -135,10 +135,8 @@ def build_random_real(name: str, out_dir: str | Path, seed: int = 0) -> Path:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, processor, eos_ids = parts(name, seed, device)
-    path = _save_vlm(model.eval(), processor, eos_ids, out_dir)
-    # the generation config ends answers only at the image placeholder, which no adapter generates: fixed lengths
-    model.generation_config.eos_token_id = placeholder_token_ids(model.config)
-    model.generation_config.save_pretrained(path)
+    # answers end only at the image placeholder, which no adapter generates: fixed lengths
+    path = _save_vlm(model.eval(), processor, eos_ids, out_dir, answer_ends=placeholder_token_ids(model.config))
     del model
     if device == "cuda":
         torch.cuda.empty_cache()

@@ -176,12 +176,12 @@ def _speak_words(model, tokenizer) -> None:
             embedding.weight[~keep] = 0.0
 
 
-def _save_vlm(model, processor, eos_ids: list[int], out_dir: str | Path) -> Path:
-    """Save model and processor with pad/eos in the generation config."""
+def _save_vlm(model, processor, eos_ids: list[int], out_dir: str | Path, answer_ends: list[int] | None = None) -> Path:
+    """Save model and processor with pad and the ids that end an answer (default: ``eos_ids``) in the generation config."""
     out_dir = Path(out_dir)
     _speak_words(model, processor.tokenizer)
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
-    model.generation_config.eos_token_id = eos_ids
+    model.generation_config.eos_token_id = answer_ends or eos_ids
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
@@ -303,11 +303,10 @@ VLM_FAMILIES: dict[str, Callable[..., tuple[Any, Any, list[int]]]] = {
 }
 
 
-def build_vlm(family: str, out_dir: str | Path, seed: int = 0, sizes: Sizes | None = None, device: str = "cpu", dtype=None) -> Path:
-    """Build a random ``family`` VLM of ``sizes`` (default: tiny) on ``device`` and save it (in ``dtype``) to ``out_dir``."""
-    model, processor, eos_ids = VLM_FAMILIES[family](sizes or TINY_SIZES[family], seed, device=device)
-    model = model.eval() if dtype is None else model.to(dtype).eval()
-    return _save_vlm(model, processor, eos_ids, out_dir)
+def build_vlm(family: str, out_dir: str | Path, seed: int = 0) -> Path:
+    """Build the tiny random ``family`` VLM and save it to ``out_dir``."""
+    model, processor, eos_ids = VLM_FAMILIES[family](TINY_SIZES[family], seed)
+    return _save_vlm(model.eval(), processor, eos_ids, out_dir)
 
 
 def build_tiny_gemma3(out_dir: str | Path, seed: int = 0) -> Path:

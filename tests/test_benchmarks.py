@@ -34,3 +34,17 @@ def test_real_size_benchmark_times_every_stage_at_fixed_lengths_without_the_cach
     subprocess.run([sys.executable, "benchmarks/real_size.py", "--plot", str(redrawn), "--from-json", str(report_path)],
                    cwd=ROOT, check=True)
     assert redrawn.stat().st_size > 10_000
+
+
+def test_real_size_benchmark_refuses_bad_input_naming_the_fix(tmp_path):
+    def run(*flags):
+        result = subprocess.run([sys.executable, "benchmarks/real_size.py", *flags], cwd=ROOT, env=os.environ,
+                                capture_output=True, text=True, check=False)
+        return result.returncode, result.stderr
+
+    code, message = run("--auditor", "no-such-model", "--json", str(tmp_path / "r.json"))
+    assert code == 1 and "unknown model 'no-such-model'" in message and "Traceback" not in message
+    code, message = run("--batch-sizes", "8", "0")
+    assert code == 2 and "--batch-sizes must be 1 or more" in message
+    code, message = run("--plot", str(tmp_path / "c.png"), "--from-json", str(tmp_path / "missing.json"))
+    assert code == 2 and "no such report" in message and not (tmp_path / "c.png").exists()

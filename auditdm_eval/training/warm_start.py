@@ -177,9 +177,10 @@ def writing_example(scene, rng: random.Random, task: str) -> tuple[str, str] | N
 # -- building -----------------------------------------------------------------------------------
 def build_untrained(settings: WarmStartSettings):
     from model_adapters import tiny
+    from model_adapters.sizes import Sizes
 
     side, width = settings.image_size // settings.patch_size, settings.hidden_size
-    sizes = tiny.Sizes(
+    sizes = Sizes(
         text={
             "hidden_size": width, "intermediate_size": 2 * width, "num_hidden_layers": settings.layers,
             "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": width // 4, "sliding_window": 256,
