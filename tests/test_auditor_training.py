@@ -61,13 +61,13 @@ def test_the_policy_and_its_reference_are_scored_without_the_image_placeholder(w
     its plain forward agree), and nothing of the mask is saved with the weights."""
     from PIL import Image
 
-    from auditdm_eval.training.grpo import _trainer, instruction
+    from auditdm_eval.training.grpo import build_trainer, instruction
 
     run = parse([
         "--config", RECIPE, "--auditor", str(world_auditor), "--images", "world:8:3", "--max_steps", "1",
         "--per_device_train_batch_size", "8", "--num_generations", "4", "--output_dir", str(tmp_path / "out"),
     ])
-    trainer = _trainer(run)
+    trainer = build_trainer(run)
     image_id = trainer.model.config.image_token_id
     processor = trainer.processing_class
     message = [{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (48, 48), "red")},

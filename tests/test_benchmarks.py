@@ -1,6 +1,7 @@
 """The benchmark scripts run as users run them (on the tiny models here; their figures come from real runs)."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -48,3 +49,25 @@ def test_real_size_benchmark_refuses_bad_input_naming_the_fix(tmp_path):
     assert code == 2 and "--batch-sizes must be 1 or more" in message
     code, message = run("--plot", str(tmp_path / "c.png"), "--from-json", str(tmp_path / "missing.json"))
     assert code == 2 and "no such report" in message and not (tmp_path / "c.png").exists()
+
+
+def test_real_size_grpo_benchmark_times_each_step_of_the_real_trainer(tiny_paths, tmp_path):
+    """``benchmarks/real_size_grpo.py``: the trainer ``train-auditor`` builds from the LoRA recipe, each step timed
+    with the reward's share, every completion at its fixed length, the gradient norm recorded."""
+    report_path = tmp_path / "grpo.json"
+    command = [
+        sys.executable, "benchmarks/real_size_grpo.py", "--auditor", "tiny-gemma3", "--target", "tiny-paligemma2",
+        "--references", "tiny-qwen2.5-vl", "--steps", "2", "--batch", "4", "--generations", "2", "--images", "4",
+        "--completion-tokens", "5", "--answer-tokens", "2", "--json", str(report_path),
+    ]
+    run = subprocess.run(command, cwd=ROOT, env=os.environ, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert report["grpo"]["use_peft"] is True and report["trainable_parameters"] > 0
+    assert [step["step"] for step in report["steps"]] == [1, 2]
+    for step in report["steps"]:
+        assert step["reward_calls"] == 1 and 0 < step["reward_seconds"] < step["seconds"]
+        assert step["completion_length"] == 5 and math.isfinite(step["grad_norm"])
+    bad = subprocess.run([sys.executable, "benchmarks/real_size_grpo.py", "--batch", "6", "--generations", "4"],
+                         cwd=ROOT, capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "must be a multiple of --generations 4" in bad.stderr

@@ -145,11 +145,13 @@ def load_policy(config: AuditConfig, model_args: Any):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from model_adapters import resolve
+    from model_adapters.transformers_backend import resolve_device, resolve_dtype
 
     path = resolve(config.auditor)[0]
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=config.trust_remote_code)
     processor.tokenizer.padding_side = "left"
-    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    # --dtype as the audit's adapters read it (auto: bfloat16 on a GPU that has it, else float32)
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code, "dtype": resolve_dtype(config.dtype, resolve_device(config.device))}
     if getattr(model_args, "attn_implementation", None):
         kwargs["attn_implementation"] = model_args.attn_implementation
     model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
@@ -200,7 +202,7 @@ def train_auditor(run: TrainingRun, announce: Callable[[str], None] = logger.inf
             return TrainedAuditor(folder.root, finished_steps(record), list(record.get("log_history", [])), start)
         import torch
 
-        trainer = _trainer(run)
+        trainer = build_trainer(run)
         with torch.enable_grad():  # some harness imports (vlmeval) switch autograd off process-wide
             trainer.train(resume_from_checkpoint=start.resume_from)
         trainer.save_model(str(folder.root))
@@ -209,7 +211,9 @@ def train_auditor(run: TrainingRun, announce: Callable[[str], None] = logger.inf
         return TrainedAuditor(folder.root, int(trainer.state.global_step), list(trainer.state.log_history), start)
 
 
-def _trainer(run: TrainingRun):
+def build_trainer(run: TrainingRun):
+    """trl's GRPOTrainer for ``run``: the policy loaded from --auditor, the reward terms running the audit's
+    stages, the placeholder ids masked in the scored heads. ``train_auditor`` trains it; benchmarks time it."""
     import datasets
     from trl import GRPOTrainer, get_peft_config
 
@@ -217,6 +221,7 @@ def _trainer(run: TrainingRun):
 
     from ..reward import AuditReward
     from ..runner import build_plan
+    from .guards import finite_gradient_guard
     from .placeholders import mask_placeholders
     from .rewards import RewardTerms, failure_logger
 
@@ -235,7 +240,7 @@ def _trainer(run: TrainingRun):
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=processor,
         peft_config=get_peft_config(run.model),
-        callbacks=[failure_logger(terms)],
+        callbacks=[failure_logger(terms), finite_gradient_guard(grpo.output_dir)],
     )
     placeholders = placeholder_token_ids(model.config)
     for scored in (trainer.model, trainer.ref_model):  # a LoRA run's reference is the same head, adapters off
