@@ -129,6 +129,7 @@ def _train(recipe: Recipe, settings: dict, folder, resume_from: str | None) -> R
     import torch
     from trl import SFTTrainer, get_peft_config
 
+    from ..training.guards import finite_gradient_guard
     from ..training.resume import reloading_checkpoints_with_from_pretrained
 
     args = recipe.training
@@ -150,6 +151,7 @@ def _train(recipe: Recipe, settings: dict, folder, resume_from: str | None) -> R
         processing_class=processor,
         data_collator=collator_for(model_type, processor),
         peft_config=get_peft_config(recipe.model),
+        callbacks=[finite_gradient_guard(folder.root)],
     )
     with torch.enable_grad():  # some harness imports (vlmeval) switch autograd off process-wide
         result = trainer.train(resume_from_checkpoint=resume_from)

@@ -5,7 +5,8 @@ A NaN gradient poisons every weight it touches, even at a learning rate of 0 (Ad
 kernel ("probability tensor contains either inf, nan or element < 0"), far from the cause, and a
 checkpoint saved in between holds NaN weights. Measured on the H200 at real sizes with random weights
 (``benchmarks/results/real-size-grpo-h200-*.json``). The guard checks the gradient's norm once per
-optimizer step (one reduction, one sync) and raises :class:`NonFiniteGradient` instead.
+optimizer step (one reduction, one sync) and raises :class:`NonFiniteGradient` instead. ``train-auditor``
+and the rectification recipes (``auditdm_eval.rectify.train``) both install it.
 """
 
 from __future__ import annotations
