@@ -12,6 +12,8 @@ text early, so the figures do not depend on what they happen to say.
 Reported per step: its seconds, the reward's share of them (the audit's stages), trl's own
 ``step_time`` and the GPU's peak memory; per model its build (0 when on disk) and disk size. The
 JSON is written after every step, so a run stopped at its time limit keeps what it measured.
+``--torch-log-probs`` and ``--detect-anomaly`` diagnose a gradient that is not finite (README, "GRPO at
+real sizes").
 
     python benchmarks/real_size_grpo.py --json benchmarks/results/real-size-grpo-h200-lora.json
     python benchmarks/real_size_grpo.py --config recipes/configs/auditor_gemma3_4b.yaml --steps 2 \\
@@ -109,6 +111,11 @@ def main() -> None:
         "--no-placeholder-mask", action="store_true",
         help="leave the image placeholders in the scored distribution (a diagnosis: see auditdm_eval/training/placeholders.py)",
     )
+    parser.add_argument(
+        "--torch-log-probs", action="store_true",
+        help="score completions with trl's torch ops instead of its Triton kernels (a diagnosis; the CPU path)",
+    )
+    parser.add_argument("--detect-anomaly", action="store_true", help="torch.autograd.detect_anomaly(): name the op that made a NaN")
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="more train-auditor flags, after --")
     args = parser.parse_args()
     for flag in ("steps", "batch", "generations", "images", "completion_tokens", "answer_tokens"):
@@ -175,9 +182,16 @@ def run(args: argparse.Namespace) -> None:
         trainer = build_trainer(training)
         report["trainer_build_seconds"] = round(time.perf_counter() - start, 1)
         trainer.add_callback(step_timer(clock, steps, save))
+        if args.torch_log_probs:
+            import trl.kernels.chunked_logprob as kernels
+            import trl.trainer.utils as trl_utils
+
+            for module in (kernels, trl_utils):
+                if hasattr(module, "_use_triton"):
+                    module._use_triton = lambda device: False
         report["trainable_parameters"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         save()
-        with torch.enable_grad():
+        with torch.enable_grad(), torch.autograd.set_detect_anomaly(args.detect_anomaly):
             trainer.train()
         logged = [entry for entry in trainer.state.log_history if "step_time" in entry]
         for entry, step in zip(logged, steps):
