@@ -180,3 +180,19 @@ def test_training_against_a_planted_weakness_beats_the_baseline_and_a_sound_targ
     sound = compare_auditors([str(out)], held_out.with_overrides(target="world-target-none"), tmp_path / "sound")
     assert sound.reports[0].overall.genuine_failures == 0
     assert sound.reports[0].overall.success_rate < 0.05, "noisy references alone rarely fake a failure"
+
+
+def test_the_policy_trains_in_float32_unless_told_and_a_lora_base_follows_the_audit():
+    """--dtype auto keeps weights being trained in float32 (bf16 would swallow small updates); a LoRA run's
+    frozen base takes the audit's dtype for the machine; an explicit --dtype is obeyed."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from auditdm_eval.config import AuditConfig
+    from auditdm_eval.training.grpo import policy_dtype
+
+    full, lora = SimpleNamespace(use_peft=False), SimpleNamespace(use_peft=True)
+    assert policy_dtype(AuditConfig(device="cuda"), full) == torch.float32
+    assert policy_dtype(AuditConfig(device="cpu"), lora) == torch.float32
+    assert policy_dtype(AuditConfig(dtype="bfloat16", device="cpu"), full) == torch.bfloat16

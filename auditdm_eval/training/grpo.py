@@ -140,18 +140,29 @@ def training_rows(config: AuditConfig) -> list[dict[str, Any]]:
     return rows
 
 
+def policy_dtype(config: AuditConfig, model_args: Any):
+    """The policy's weights: --dtype when given; with auto, float32 for weights being trained (small updates
+    vanish in bfloat16; --bf16 autocasts the compute), and for LoRA's frozen base the audit's own choice
+    (bfloat16 on a GPU that has it, else float32; peft keeps the adapters in float32)."""
+    import torch
+
+    from model_adapters.transformers_backend import resolve_device, resolve_dtype
+
+    if config.dtype == "auto" and not model_args.use_peft:
+        return torch.float32
+    return resolve_dtype(config.dtype, resolve_device(config.device))
+
+
 def load_policy(config: AuditConfig, model_args: Any):
     """The auditor to train, from a registered name, a local path or a Hub id (as `auditdm audit` loads it)."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from model_adapters import resolve
-    from model_adapters.transformers_backend import resolve_device, resolve_dtype
 
     path = resolve(config.auditor)[0]
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=config.trust_remote_code)
     processor.tokenizer.padding_side = "left"
-    # --dtype as the audit's adapters read it (auto: bfloat16 on a GPU that has it, else float32)
-    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code, "dtype": resolve_dtype(config.dtype, resolve_device(config.device))}
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code, "dtype": policy_dtype(config, model_args)}
     if getattr(model_args, "attn_implementation", None):
         kwargs["attn_implementation"] = model_args.attn_implementation
     model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
