@@ -36,7 +36,6 @@ import torch
 from common import machine, make_images  # a sibling module: this folder is on sys.path when a script here runs
 from real_size import build, synchronize
 
-from auditdm_eval.errors import ConfigError
 from auditdm_eval.reward import AuditReward
 from model_adapters import ModelLoadError, UnknownModelError
 
@@ -125,8 +124,10 @@ def main() -> None:
         parser.error(f"--batch {args.batch} must be a multiple of --generations {args.generations}")
     try:
         run(args)
-    except (UnknownModelError, ModelLoadError, ConfigError) as error:
+    except (UnknownModelError, ModelLoadError) as error:
         parser.exit(1, f"real_size_grpo.py: {error}\n")
+    except ValueError as error:  # settings train-auditor refuses (ConfigError is one), as its CLI reports them
+        parser.exit(2, f"real_size_grpo.py: {error}\n")
 
 
 def run(args: argparse.Namespace) -> None:

@@ -71,3 +71,6 @@ def test_real_size_grpo_benchmark_times_each_step_of_the_real_trainer(tiny_paths
     bad = subprocess.run([sys.executable, "benchmarks/real_size_grpo.py", "--batch", "6", "--generations", "4"],
                          cwd=ROOT, capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "must be a multiple of --generations 4" in bad.stderr
+    refused = subprocess.run(command[:-2] + ["--", "--dtype", "bogus"], cwd=ROOT, env=os.environ, capture_output=True, text=True,
+                             check=False)
+    assert refused.returncode == 2 and "--dtype must be one of auto" in refused.stderr and "Traceback" not in refused.stderr
