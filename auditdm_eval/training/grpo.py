@@ -144,13 +144,10 @@ def policy_dtype(config: AuditConfig, model_args: Any):
     """The policy's weights: --dtype when given; with auto, float32 for weights being trained (small updates
     vanish in bfloat16; --bf16 autocasts the compute), and for LoRA's frozen base the audit's own choice
     (bfloat16 on a GPU that has it, else float32; peft keeps the adapters in float32)."""
-    import torch
-
     from model_adapters.transformers_backend import resolve_device, resolve_dtype
 
-    if config.dtype == "auto" and not model_args.use_peft:
-        return torch.float32
-    return resolve_dtype(config.dtype, resolve_device(config.device))
+    requested = "float32" if config.dtype == "auto" and not model_args.use_peft else config.dtype
+    return resolve_dtype(requested, resolve_device(config.device))
 
 
 def load_policy(config: AuditConfig, model_args: Any):
