@@ -90,6 +90,16 @@ def step_timer(clock: RewardClock, steps: list[dict[str, Any]], save):
             print(json.dumps(steps[-1]), flush=True)
             save()
 
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            """trl's figures for the step just timed, saved at once: a run that fails a step later keeps them."""
+            if not logs or "step_time" not in logs or not steps or steps[-1]["step"] != state.global_step:
+                return
+            steps[-1].update(
+                trl_step_time=round(logs["step_time"], 2), completion_length=logs.get("completions/mean_length"),
+                grad_norm=logs.get("grad_norm"), loss=logs.get("loss"),
+            )
+            save()
+
     return StepTimer()
 
 
@@ -194,12 +204,6 @@ def run(args: argparse.Namespace) -> None:
         save()
         with torch.enable_grad(), torch.autograd.set_detect_anomaly(args.detect_anomaly):
             trainer.train()
-        logged = [entry for entry in trainer.state.log_history if "step_time" in entry]
-        for entry, step in zip(logged, steps):
-            step["trl_step_time"] = round(entry["step_time"], 2)
-            step["completion_length"] = entry.get("completions/mean_length")
-            step["grad_norm"] = entry.get("grad_norm")
-            step["loss"] = entry.get("loss")
     timed = steps[1:] or steps
     report["mean_step_seconds_after_the_first"] = round(sum(s["seconds"] for s in timed) / len(timed), 2)
     report["mean_reward_share_after_the_first"] = round(sum(s["reward_seconds"] for s in timed) / sum(s["seconds"] for s in timed), 3)
