@@ -74,3 +74,22 @@ def test_real_size_grpo_benchmark_times_each_step_of_the_real_trainer(tiny_paths
     refused = subprocess.run(command[:-2] + ["--", "--dtype", "bogus"], cwd=ROOT, env=os.environ, capture_output=True, text=True,
                              check=False)
     assert refused.returncode == 2 and "--dtype must be one of auto" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_supervised_probe_teaches_the_exposing_questions_and_scores_them_on_held_out_scenes(world_auditor, tmp_path):
+    """``benchmarks/supervised_probe.py``: the warm start fine-tuned on questions that expose the weakness,
+    its greedy questions scored against the ground truth before and after; a bad weakness exits 2."""
+    report_path = tmp_path / "probe.json"
+    command = [
+        sys.executable, "benchmarks/supervised_probe.py", "--weakness", "mirror", "--auditor", str(world_auditor),
+        "--kind", "existence", "--steps", "2", "--batch", "4", "--every", "1", "--pool", "world:12:7", "--json", str(report_path),
+    ]
+    run = subprocess.run(command, cwd=ROOT, env=os.environ, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert list(report["held_out_success_by_step"]) == ["0", "1", "2"]
+    assert all(0 <= rate <= report["scene_aware_ceiling"] <= 1 for rate in report["held_out_success_by_step"].values())
+    assert report["scene_aware_ceiling"] > 0.5 and report["kind"] == "existence"
+    bad = subprocess.run([sys.executable, "benchmarks/supervised_probe.py", "--weakness", "no-such"], cwd=ROOT,
+                         env=os.environ, capture_output=True, text=True, check=False)
+    assert bad.returncode == 2 and "unknown weakness 'no-such'" in bad.stderr and "Traceback" not in bad.stderr
