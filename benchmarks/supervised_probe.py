@@ -128,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(), "weakness": args.weakness, "auditor": args.auditor, "kind": args.kind, "pool": args.pool,
         "steps": args.steps, "batch": args.batch, "learning_rate": args.learning_rate, "train_scenes": args.train_scenes,
         "train_seconds": round(time.perf_counter() - started, 1),
-        "scene_aware_ceiling": sum(map(bool, answers)) / count, "held_out_success_by_step": curve,
+        "scene_aware_ceiling": sum(map(bool, answers)) / count,
+        "ceiling_of_the_kind": None if args.kind is None else sum(bool(exposing(s, args.weakness, args.kind)) for s in held_out) / count,
+        "held_out_success_by_step": curve,
     }
     print(json.dumps(result, indent=2))
     if args.json:
