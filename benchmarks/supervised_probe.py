@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from auditdm_eval.world import draw, sample_scene
     from auditdm_eval.world.models import resolve_weakness
     from auditdm_eval.world.source import parse_world_spec
-    from model_adapters import resolve
+    from model_adapters import UnknownModelError, resolve
 
     try:
         resolve_weakness(args.weakness)
@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"supervised_probe.py: {error}", file=sys.stderr)
         return 2
-    path = resolve(args.auditor)[0]
+    try:
+        path = resolve(args.auditor)[0]
+    except UnknownModelError as error:
+        print(f"supervised_probe.py: {error}", file=sys.stderr)
+        return 1
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch.float32)
     processor = AutoProcessor.from_pretrained(path)

@@ -93,3 +93,6 @@ def test_supervised_probe_teaches_the_exposing_questions_and_scores_them_on_held
     bad = subprocess.run([sys.executable, "benchmarks/supervised_probe.py", "--weakness", "no-such"], cwd=ROOT,
                          env=os.environ, capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "unknown weakness 'no-such'" in bad.stderr and "Traceback" not in bad.stderr
+    unknown = subprocess.run([sys.executable, "benchmarks/supervised_probe.py", "--auditor", "no-such-model"], cwd=ROOT,
+                             env=os.environ, capture_output=True, text=True, check=False)
+    assert unknown.returncode == 1 and "unknown model 'no-such-model'" in unknown.stderr and "Traceback" not in unknown.stderr
