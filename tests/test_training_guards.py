@@ -31,4 +31,3 @@ def test_a_non_finite_gradient_stops_training_before_the_optimizer_step(tmp_path
 
 def test_a_model_without_gradients_passes(tmp_path):
     step_of(finite_gradient_guard(tmp_path), torch.nn.Linear(3, 2), tmp_path)
-
