@@ -82,6 +82,8 @@ class AuditConfig:
     answer_max_new_tokens: int = option(16, "answer length of the target and the references, in tokens")
     auditor_max_new_tokens: int = option(96, "length of the auditor's texts, in tokens")
     auditor_sampling: bool = option(False, "sample the auditor (temperature 1, top-p 0.95) even with one probe per image")
+    auditor_temperature: float | None = option(None, "the auditor's sampling temperature (sets --auditor-sampling; default 1)")
+    auditor_top_p: float | None = option(None, "the auditor's nucleus sampling top-p (sets --auditor-sampling; default 0.95)")
     # run
     out: str = option("auditdm-out", "output directory; a rerun with the same settings resumes it")
     overwrite: bool = option(False, "replace a different run found in --out (train-auditor: in --output_dir)")
@@ -103,7 +105,10 @@ class AuditConfig:
         "render_steps", "regenerate_guidance", "edit_guidance", "answer_max_new_tokens", "auditor_max_new_tokens",
         "auditor_sampling", "probes_per_image", "source_questions", "seed", "split", "image_column",
         "question_column", "answer_column", "id_column", "min_image_side", "annotator",
+        "auditor_temperature", "auditor_top_p",
     )
+    # Identity fields added after runs were made: left out of the identity while unset, so those runs still resume.
+    LATER_IDENTITY_FIELDS = ("auditor_temperature", "auditor_top_p")
 
     def __post_init__(self) -> None:
         self.references = _split_commas(self.references)
@@ -117,6 +122,10 @@ class AuditConfig:
             problems.append(f"--max-image-pixels must be at least 1, or left out for no limit (got {self.max_image_pixels})")
         if self.limit is not None and self.limit < 1:
             problems.append(f"--limit must be at least 1, or left out to audit every image (got {self.limit})")
+        if self.auditor_temperature is not None and not self.auditor_temperature > 0:
+            problems.append(f"--auditor-temperature must be above 0; leave --auditor-sampling off for greedy decoding (got {self.auditor_temperature})")
+        if self.auditor_top_p is not None and not 0 < self.auditor_top_p <= 1:
+            problems.append(f"--auditor-top-p must be in (0, 1] (got {self.auditor_top_p})")
         if self.dtype not in DTYPES:
             problems.append(f"--dtype must be one of {', '.join(DTYPES)} (got {self.dtype!r})")
         try:
@@ -128,7 +137,18 @@ class AuditConfig:
             raise ValueError("invalid audit settings:\n  " + "\n  ".join(problems))
 
     def identity(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.IDENTITY_FIELDS}
+        return {
+            name: getattr(self, name) for name in self.IDENTITY_FIELDS
+            if not (name in self.LATER_IDENTITY_FIELDS and getattr(self, name) is None)
+        }
+
+    @property
+    def samples_auditor(self) -> bool:
+        """Whether the auditor samples (asked to, several probes per image, or a sampling setting given)."""
+        return (
+            self.auditor_sampling or self.probes_per_image > 1
+            or self.auditor_temperature is not None or self.auditor_top_p is not None
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

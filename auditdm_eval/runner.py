@@ -88,9 +88,11 @@ def build_plan(config: AuditConfig) -> AuditPlan:
     def model(name: str) -> ModelRef:
         return ModelRef(name, config.dtype, config.device, config.model_batch_size, config.trust_remote_code)
 
-    sampling = config.auditor_sampling or config.probes_per_image > 1
+    sampling = config.samples_auditor
     auditor_settings = GenerationSettings(
-        max_new_tokens=config.auditor_max_new_tokens, temperature=1.0 if sampling else 0.0, top_p=0.95 if sampling else 1.0
+        max_new_tokens=config.auditor_max_new_tokens,
+        temperature=(config.auditor_temperature or 1.0) if sampling else 0.0,
+        top_p=(config.auditor_top_p or 0.95) if sampling else 1.0,
     )
     answer_settings = GenerationSettings(max_new_tokens=config.answer_max_new_tokens)
 

@@ -9,10 +9,12 @@ three up), with the code users run:
    start it began from, and the same model with the prompt-engineering baseline's prompt
    (``@baseline``), with the question mode's scene-aware and blind ceilings;
 3. the trained auditor again against three oracles whose errors are correlated;
-4. the trained auditor and the baseline again with their probes sampled (``--auditor_sampling``:
-   temperature 1, top-p 0.95, as the auditor writes during training and as the paper's auditor writes
+4. the trained auditor and the baseline again with their probes sampled (``--auditor-temperature``, by
+   default 1 with top-p 0.95, as the auditor writes during training and as the paper's auditor writes
    several probes per image) instead of greedy: the policy's own variety, which greedy decoding of one
-   probe per image hides;
+   probe per image hides. ``--sampling-seeds`` repeats it with other seeds: each seed's figures are kept,
+   and ``trained_sampled`` pools their probes (success and its interval over all of them; distinct probes
+   per 100 and precision averaged over the seeds, as distinct texts per probe fall as a pool grows);
 5. with ``--checkpoint-steps``, the trained auditor's checkpoints at those steps too (greedy, the
    independent references): how success grows with training, charted against the ceilings.
 
@@ -27,6 +29,7 @@ probes per 100, precision and recall against the ground truth.
     python benchmarks/auditor_training.py --recipe my_auditor_recipe.yaml --json benchmarks/results/mine.json
     python benchmarks/auditor_training.py --weaknesses redgreen --checkpoint-steps 1500 2000 2500 3000 \
         --json benchmarks/results/auditor-training-world-shipped-3000-steps.json --train-args --max_steps 3000 --save_steps 250
+    python benchmarks/auditor_training.py --weaknesses undercount --sampling-temperature 0.5 --sampling-seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import yaml
 from common import machine  # a sibling module: this folder is on sys.path when it runs
 
 from auditdm_eval.cli import main as auditdm
+from auditdm_eval.compare import wilson
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "auditor_world.yaml"
 INDEPENDENT = "world-oracle-noisy-a,world-oracle-noisy-b,world-oracle-noisy-c"
@@ -71,6 +75,52 @@ def summary(auditor: dict, baseline: dict, ceilings: dict | None) -> dict:
         "answerable_share": overall["answerable_share"],
         "precision": overall["precision"],
         "recall": overall["recall"],
+    }
+
+
+def pooled(summaries: list[dict], reports: list[dict]) -> dict:
+    """One summary of several sampled runs over the same pool: counts pooled, per-run ratios averaged."""
+    written = sum(report["overall"]["probes_written"] for report in reports)
+    failures = sum(report["overall"]["failures"] for report in reports)
+    merged = {key: _mean([s[key] for s in summaries]) for key in summaries[0] if key != "success_interval"}
+    merged["success_rate"] = failures / written if written else float("nan")
+    merged["success_interval"] = list(wilson(failures, written))
+    return merged
+
+
+def _mean(values: list) -> float | None:
+    numbers = [value for value in values if value is not None]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def sampled_runs(trained: Path, baseline_name: str, target: str, pool: str, out: Path, ceilings: dict | None,
+                 temperature: float, seeds: list[int], tokens: int) -> dict:
+    """The trained auditor and the baseline sampled once per seed; their pooled summaries and each seed's."""
+    per_seed, trained_reports, baseline_reports = [], [], []
+    # temperature 1 is --auditor_sampling's own: the same identity as sampled audits made before the flag existed
+    sampling = ["--auditor_sampling"] if temperature == 1.0 else ["--auditor-temperature", str(temperature)]
+    for seed in seeds:
+        folder = out / (f"sampled-t{temperature:g}-seed{seed}" if (temperature, seed) != (1.0, 0) else "sampled")
+        compared = compare(
+            [str(trained), baseline_name], target, INDEPENDENT, pool, folder,
+            *sampling, "--seed", str(seed), tokens=tokens,
+        )
+        reports = {report["label"]: report for report in compared["auditors"]}
+        trained_reports.append(reports[str(trained)])
+        baseline_reports.append(reports[baseline_name])
+        per_seed.append({
+            "seed": seed,
+            "trained": summary(reports[str(trained)], reports[baseline_name], ceilings),
+            "baseline": summary(reports[baseline_name], reports[baseline_name], ceilings),
+        })
+    baseline_rate = sum(r["overall"]["failures"] for r in baseline_reports) / sum(r["overall"]["probes_written"] for r in baseline_reports)
+    trained_summary = pooled([run["trained"] for run in per_seed], trained_reports)
+    trained_summary["times_baseline"] = trained_summary["success_rate"] / baseline_rate if baseline_rate else float("inf")
+    return {
+        "temperature": temperature,
+        "trained_sampled": trained_summary,
+        "baseline_sampled": pooled([run["baseline"] for run in per_seed], baseline_reports),
+        "sampled_seeds": per_seed,
     }
 
 
@@ -130,8 +180,14 @@ def main() -> None:
                         "also bounds the probes compare-auditors writes)")
     parser.add_argument("--checkpoint-steps", nargs="+", type=int, default=[],
                         help="also compare the trained auditor's checkpoints at these steps (the run must save them)")
+    parser.add_argument("--sampling-temperature", type=float, default=1.0,
+                        help="the temperature of the sampled comparisons (top-p 0.95)")
+    parser.add_argument("--sampling-seeds", nargs="+", type=int, default=[0],
+                        help="sample the comparisons once per seed; the figures pool them")
     parser.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="more train-auditor flags (after the others)")
     args = parser.parse_args()
+    if not args.sampling_temperature > 0:
+        parser.error(f"--sampling-temperature must be above 0 (got {args.sampling_temperature})")
     name = Path(args.auditor).name  # a registered name or a local checkpoint's folder
     args.json = args.json or Path(__file__).parent / "results" / f"auditor-training-{name.replace('-auditor', '')}.json"
     stem = args.json.stem  # the charts, and the work folder (another --json never reuses this one's trained auditors)
@@ -157,12 +213,6 @@ def main() -> None:
         auditors = [str(trained), args.auditor, f"{args.auditor}@baseline"]
         independent = compare(auditors, target, INDEPENDENT, args.pool, args.work / weakness / "independent", tokens=tokens)
         correlated = compare([str(trained)], target, CORRELATED, args.pool, args.work / weakness / "correlated", tokens=tokens)
-        sampled = compare(
-            [str(trained), f"{args.auditor}@baseline"], target, INDEPENDENT, args.pool, args.work / weakness / "sampled",
-            "--auditor_sampling", tokens=tokens,
-        )
-        sampled_reports = {report["label"]: report for report in sampled["auditors"]}
-        sampled_baseline = sampled_reports[f"{args.auditor}@baseline"]
         reports = {report["label"]: report for report in independent["auditors"]}
         baseline = reports[f"{args.auditor}@baseline"]
         ceilings = independent["ceilings"]
@@ -174,8 +224,10 @@ def main() -> None:
             "baseline": summary(baseline, baseline, ceilings),
             "trained_correlated_references": summary(correlated["auditors"][0], baseline, correlated["ceilings"]),
             "correlated_ceilings": correlated["ceilings"],
-            "trained_sampled": summary(sampled_reports[str(trained)], sampled_baseline, ceilings),
-            "baseline_sampled": summary(sampled_baseline, sampled_baseline, ceilings),
+            **sampled_runs(
+                trained, f"{args.auditor}@baseline", target, args.pool, args.work / weakness, ceilings,
+                args.sampling_temperature, args.sampling_seeds, tokens,
+            ),
         }
         if args.checkpoint_steps:
             curve = checkpoint_curve(

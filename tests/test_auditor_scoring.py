@@ -8,11 +8,14 @@ import pytest
 
 from auditdm_eval.compare import _axis_label, auditor_under_test, compare_auditors, wilson
 from auditdm_eval.config import AuditConfig
+from auditdm_eval.errors import ConfigError
 from auditdm_eval.reward import AuditReward
 from auditdm_eval.runner import build_plan
+from auditdm_eval.stages.auditor import AuditorSpec
+from auditdm_eval.training.grpo import AuditorTrainingArguments
 from auditdm_eval.training.rewards import RewardTerms
 from auditdm_eval.world import decode, describe, draw, sample_scene
-from model_adapters import ModelSpec, register_backend, register_model
+from model_adapters import GenerationSettings, ModelSpec, register_backend, register_model
 
 WORLD = dict(
     references=["world-oracle"], images="world:30:5", regenerate_renderer="world", regenerate_model="world",
@@ -60,6 +63,24 @@ def red_object_question(scene):
     return f"what color is the object in the {obj.position}?"
 
 
+def auditor_settings(**overrides):
+    plan = build_plan(AuditConfig(target="world-target-redgreen", auditor="sighted-auditor", **{**WORLD, **overrides}))
+    return {stage.settings for stage in plan.stages if isinstance(stage, AuditorSpec)}
+
+
+def test_auditor_decoding_greedy_by_default_and_sampled_as_asked():
+    assert auditor_settings() == {GenerationSettings(max_new_tokens=96)}, "one probe per image: greedy"
+    assert auditor_settings(auditor_sampling=True) == {GenerationSettings(max_new_tokens=96, temperature=1.0, top_p=0.95)}
+    assert auditor_settings(probes_per_image=2) == auditor_settings(auditor_sampling=True), "several probes sample"
+    assert auditor_settings(auditor_temperature=0.5) == {GenerationSettings(max_new_tokens=96, temperature=0.5, top_p=0.95)}, (
+        "a temperature alone turns sampling on: it is never silently ignored"
+    )
+    assert auditor_settings(auditor_top_p=0.8, probes_per_image=3) == {GenerationSettings(max_new_tokens=96, temperature=1.0, top_p=0.8)}
+    plain = AuditConfig(target="world-target-redgreen", auditor="sighted-auditor", **WORLD)
+    assert "auditor_temperature" not in plain.identity(), "runs made before the flag existed still resume"
+    assert AuditConfig(**{**WORLD, "auditor_temperature": 0.5}).identity()["auditor_temperature"] == 0.5, "another temperature is another run"
+
+
 def test_reward_terms_score_the_audits_verdict_and_count_failures(auditdm_home):
     plan = build_plan(AuditConfig(target="world-target-redgreen", auditor="sighted-auditor", modes=["question", "regenerate"], **WORLD))
     terms = RewardTerms(AuditReward(plan, "question"))
@@ -92,6 +113,26 @@ def test_reward_terms_score_the_audits_verdict_and_count_failures(auditdm_home):
     assert reasoned["disagreement"] == [1.0, 0.0], "the question after the block is audited; an unclosed block is no probe"
     assert reasoned["format"] == [1.0, 0.0] and reasoned["novelty"] == [1.0, 0.0]
     assert terms.take_counts()["audit/failed/total"] == 1.0, "the auditor that ran out of tokens while thinking is counted"
+
+
+def test_novelty_window_remembers_earlier_batches(auditdm_home):
+    plan = build_plan(AuditConfig(target="world-target-redgreen", auditor="sighted-auditor", **WORLD))
+    images = [draw(sample_scene(9, i)) for i in range(4)]
+    asked = "how many objects are there?"
+
+    def novelty(window, batches):
+        function = RewardTerms(AuditReward(plan, "question"), novelty_window=window).term("novelty")
+        return [function(prompts=["p"] * len(texts), completions=texts, image=shown) for texts, shown in batches]
+
+    batches = [([asked, asked], [images[0], images[0]]), ([asked, "is there a red circle?"], [images[1], images[2]]),
+               (["colour banana", asked], [images[3], images[3]])]
+    assert novelty(0, batches) == [[1.0, 1.0], [1.0, 1.0], [0.0, 1.0]], "without a window each batch counts alone"
+    assert novelty(8, batches) == [[1.0, 1.0], [0.5, 1.0], [0.0, 1 / 3]], (
+        "the text written for an image of an earlier batch counts as written for that image too"
+    )
+    assert novelty(2, batches)[2] == [0.0, 0.5], "the window holds the last 2 well-formed probes: the image-0 ones are gone"
+    with pytest.raises(ConfigError, match="--novelty_window must be 0"):
+        AuditorTrainingArguments(novelty_window=-1)
 
 
 def test_compare_auditors_measures_success_precision_and_ceilings(auditdm_home, tmp_path):

@@ -117,6 +117,8 @@ def audit_args(image_folder, out, *extra):
         (["--mode", "nonsense"], "unknown or no mode(s) ['nonsense']"),
         (["--matcher", "fuzzy"], "--matcher: unknown matcher 'fuzzy'; choose one of: embedding, exact, judge"),
         (["--dtype", "float8"], "--dtype must be one of auto, float32"),
+        (["--auditor-temperature", "0"], "--auditor-temperature must be above 0; leave --auditor-sampling off for greedy"),
+        (["--auditor-top-p", "1.5"], "--auditor-top-p must be in (0, 1] (got 1.5)"),
     ],
 )
 def test_bad_arguments_exit_2_before_anything_is_written(auditdm_home, tmp_path, image_folder, capsys, extra, message):

@@ -61,10 +61,16 @@ class AuditorTrainingArguments:
         list(TERMS), f"reward terms, each logged under its name ({', '.join(TERMS)}); their weights are --reward_weights, in this order"
     )
 
+    novelty_window: int = option(
+        0, "novelty counts a text's repeats over its batch and this many probes of earlier batches (0: the batch alone)"
+    )
+
     def __post_init__(self) -> None:
         unknown = [term for term in self.reward_terms if term not in TERMS]
         if unknown or not self.reward_terms:
             raise ConfigError(f"--reward_terms: unknown or none {unknown}; choose from {', '.join(TERMS)}")
+        if self.novelty_window < 0:
+            raise ConfigError(f"--novelty_window must be 0 (the batch alone) or more probes (got {self.novelty_window})")
 
 
 @dataclass
@@ -185,6 +191,8 @@ def run_settings(run: TrainingRun) -> dict[str, Any]:
     return {
         "audit": run.config.identity(), "reward_terms": run.training.reward_terms, "grpo": trainer_settings(run.grpo),
         "model": asdict(run.model),
+        # left out at 0, so that runs made before the setting existed still resume
+        **({"novelty_window": run.training.novelty_window} if run.training.novelty_window else {}),
     }
 
 
@@ -238,7 +246,7 @@ def build_trainer(run: TrainingRun):
     if len(rows) < grpo.num_generations:
         raise ConfigError(f"{len(rows)} training row(s) for --num_generations {grpo.num_generations}: use a larger --images pool")
     plan = build_plan(config)
-    terms = RewardTerms(AuditReward(plan, config.modes[0]))
+    terms = RewardTerms(AuditReward(plan, config.modes[0]), run.training.novelty_window)
     model, processor = load_policy(config, run.model)
     trainer_class = reloading_checkpoints_with_from_pretrained(GRPOTrainer, run.model.use_peft, config.trust_remote_code)
     trainer = trainer_class(

@@ -12,7 +12,10 @@ so the stages run once however many terms there are:
   question): the auditor is paid for looking, and for finding failures in many ways rather than one.
   Repeating a text within one image's group of samples costs nothing. Texts are compared by their set
   of words, so reordering a probe does not make it a new one, and an ill-formed probe (see ``format``)
-  earns none, so words tacked on after a question do not either.
+  earns none, so words tacked on after a question do not either. With ``novelty_window`` N, the count
+  also takes in the last N probes of earlier batches: a batch shows only a few images, so an auditor
+  that spreads a dozen texts over every scene collides with itself in a batch rarely, and only a longer
+  memory pays it for writing a probe no other scene got.
 
 A completion whose probe could not be made (the renderer could not draw the caption, a model
 raised) earns 0 on every term, and is counted by stage in :attr:`RewardTerms.failures`, which
@@ -21,7 +24,7 @@ raised) earns 0 on every term, and is counted by stage in :attr:`RewardTerms.fai
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -34,9 +37,12 @@ TERMS = ("disagreement", "answerability", "format", "novelty")
 
 
 class RewardTerms:
-    def __init__(self, audit: AuditReward):
+    def __init__(self, audit: AuditReward, novelty_window: int = 0):
         self.audit = audit
         self._batch: tuple[int, tuple[str, ...]] | None = None
+        # (text, image) of the latest well-formed probes of earlier batches; and of those before the current one
+        self.recent: deque[tuple[str, str]] = deque(maxlen=novelty_window)
+        self._before_batch: list[tuple[str, str]] = []
         self.failures: Counter[str] = Counter()  # failed probes by stage, since the last log
         self.seen = 0  # completions scored since the last log
         self.answerable = 0
@@ -52,6 +58,11 @@ class RewardTerms:
             self.seen += len(items)
             self.answerable += sum(_answerable(item) for item in items)
             self.failures.update(item.failure.stage for item in items if item.failure is not None)
+            self._before_batch = list(self.recent)
+            self.recent.extend(
+                (text, item.source.image_sha) for item, text, completion in zip(items, novelty_texts(completions), completions)
+                if text and well_formed(item, completion)
+            )
         return self.audit.last
 
     def term(self, name: str) -> Callable[..., list[float]]:
@@ -92,10 +103,11 @@ class RewardTerms:
     def _format(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
         return [1.0 if well_formed(item, completion) else 0.0 for item, completion in zip(items, completions)]
 
-    @staticmethod
-    def _novelty(items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
-        texts = [" ".join(sorted(set(normalize_answer(probe_text(c)).split()))) for c in completions]
+    def _novelty(self, items: list[WorkItem], completions: Sequence[Any]) -> list[float]:
+        texts = novelty_texts(completions)
         images: dict[str, set[str]] = {}
+        for text, image in self._before_batch:
+            images.setdefault(text, set()).add(image)
         for item, text in zip(items, texts):
             images.setdefault(text, set()).add(item.source.image_sha)
         # an ill-formed probe earns no novelty: otherwise words tacked on after the question buy it
@@ -103,6 +115,11 @@ class RewardTerms:
             1.0 / len(images[text]) if text and well_formed(item, completion) else 0.0
             for item, completion, text in zip(items, completions, texts)
         ]
+
+
+def novelty_texts(completions: Sequence[Any]) -> list[str]:
+    """Each probe as novelty compares it: its set of words."""
+    return [" ".join(sorted(set(normalize_answer(probe_text(c)).split()))) for c in completions]
 
 
 def well_formed(item: WorkItem, completion: Any) -> bool:
