@@ -15,7 +15,8 @@ so the stages run once however many terms there are:
   earns none, so words tacked on after a question do not either. With ``novelty_window`` N, the count
   also takes in the last N probes of earlier batches: a batch shows only a few images, so an auditor
   that spreads a dozen texts over every scene collides with itself in a batch rarely, and only a longer
-  memory pays it for writing a probe no other scene got.
+  memory pays it for writing a probe no other scene got. The window is kept in memory: a resumed run
+  starts it empty.
 
 A completion whose probe could not be made (the renderer could not draw the caption, a model
 raised) earns 0 on every term, and is counted by stage in :attr:`RewardTerms.failures`, which
