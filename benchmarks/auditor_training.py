@@ -113,15 +113,11 @@ def sampled_runs(trained: Path, baseline_name: str, target: str, pool: str, out:
             "trained": summary(reports[str(trained)], reports[baseline_name], ceilings),
             "baseline": summary(reports[baseline_name], reports[baseline_name], ceilings),
         })
-    baseline_rate = sum(r["overall"]["failures"] for r in baseline_reports) / sum(r["overall"]["probes_written"] for r in baseline_reports)
+    baseline_summary = pooled([run["baseline"] for run in per_seed], baseline_reports)
     trained_summary = pooled([run["trained"] for run in per_seed], trained_reports)
-    trained_summary["times_baseline"] = trained_summary["success_rate"] / baseline_rate if baseline_rate else float("inf")
-    return {
-        "temperature": temperature,
-        "trained_sampled": trained_summary,
-        "baseline_sampled": pooled([run["baseline"] for run in per_seed], baseline_reports),
-        "sampled_seeds": per_seed,
-    }
+    base = baseline_summary["success_rate"]
+    trained_summary["times_baseline"] = trained_summary["success_rate"] / base if base else float("inf")
+    return {"temperature": temperature, "trained_sampled": trained_summary, "baseline_sampled": baseline_summary, "sampled_seeds": per_seed}
 
 
 def checkpoint_curve(trained: Path, steps: list[int], target: str, pool: str, out: Path, baseline: dict, ceilings: dict | None,

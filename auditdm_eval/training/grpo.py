@@ -60,7 +60,6 @@ class AuditorTrainingArguments:
     reward_terms: list[str] = option(
         list(TERMS), f"reward terms, each logged under its name ({', '.join(TERMS)}); their weights are --reward_weights, in this order"
     )
-
     novelty_window: int = option(
         0, "novelty counts a text's repeats over its batch and this many probes of earlier batches (0: the batch alone)"
     )
