@@ -5,10 +5,14 @@ an audit already on disk) audits the same pool against the same target and refer
 scored on what it wrote:
 
 - failure-search success rate: discovered failures / probes it wrote (failed ones included), with a
-  95% Wilson interval;
+  95% Wilson interval, per image where an image has several probes (modes, ``--probes_per_image``);
 - answerable share: probes the reference ensemble agreed on / probes written;
 - distinct probes per 100: distinct auditor texts (question, caption or edit command) of the probes
   made, per 100 probes written (mode collapse shows up here, collapse onto empty texts included);
+- distinct in 100: the distinct texts expected among 100 of the probes written, drawn at random
+  (rarefaction). The share above falls as the pool grows even when the auditor does not change (30
+  texts written 10 times each over 300 probes: 10 per 100 written, 29.5 in 100 drawn); this one
+  does not, so audits of different sizes compare;
 - precision and recall against the ground truth, where the records carry it (the planted-weakness
   world's annotator): a flagged failure is genuine when the question applies to the image and the
   target's answer is not the true one; recall is over every probe the target truly got wrong;
@@ -57,13 +61,54 @@ def auditor_under_test(spec: str) -> AuditorUnderTest:
     return AuditorUnderTest(label=spec if sep else model, auditor=model, prompt_variant=variant or "auditdm")
 
 
-def wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
-    if trials == 0:
+def wilson(successes: int, trials: float, z: float = 1.96) -> tuple[float, float]:
+    if trials <= 0:
         return (math.nan, math.nan)
     p = successes / trials
     centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
     return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def clustered_wilson(successes_per_cluster: Sequence[tuple[int, int]], z: float = 1.96) -> tuple[float, float]:
+    """A Wilson interval for probes that come in clusters (several probes of one scene: sampling seeds,
+    probes per image): ``(successes, trials)`` per cluster. Probes of one scene succeed or fail
+    together more often than independent ones, so the interval is Wilson's over the effective number
+    of trials, the trials divided by the design effect (the variance of the cluster-mean estimate over
+    the variance it would have if every probe were independent; never below 1)."""
+    clusters = [(s, n) for s, n in successes_per_cluster if n]
+    trials = sum(n for _, n in clusters)
+    if not trials:
+        return (math.nan, math.nan)
+    rate = sum(s for s, _ in clusters) / trials
+    independent = rate * (1 - rate) / trials
+    if len(clusters) == trials or independent == 0:  # one probe per scene: Wilson's own interval
+        return wilson(sum(s for s, _ in clusters), trials, z)
+    if len(clusters) == 1:  # one scene, however many probes: one scene's evidence
+        return wilson(rate, 1, z)
+    # the ratio estimator's variance (clusters of unequal size): residuals summed per cluster
+    residuals = [(s - rate * n) for s, n in clusters]
+    k = len(clusters)
+    clustered = k / (k - 1) * sum(r * r for r in residuals) / (trials * trials)
+    effective = trials / max(1.0, clustered / independent)
+    return wilson(rate * effective, effective, z)
+
+
+def rarefied_distinct(counts: Sequence[int], written: int, draws: int = 100) -> float:
+    """The distinct texts expected among ``draws`` of ``written`` probes drawn without replacement, where
+    ``counts`` are each distinct text's probes (probes without a text make up the rest and add none).
+    Below ``draws`` probes, the distinct share scaled to ``draws`` (the two agree at ``draws``)."""
+    if not written:
+        return math.nan
+    if written <= draws:
+        return draws * len(counts) / written
+
+    def log_choose(n: int, k: int) -> float:
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    total = log_choose(written, draws)
+    # a text is missed when all the draws fall among the other probes
+    return sum(1.0 - (math.exp(log_choose(written - c, draws) - total) if written - c >= draws else 0.0) for c in counts)
 
 
 @dataclass
@@ -74,6 +119,7 @@ class Scores:
     success_interval: tuple[float, float]
     answerable_share: float
     distinct_per_100: float
+    distinct_in_100: float
     precision: float | None = None  # None: no ground truth in the records
     recall: float | None = None
     genuine_failures: int | None = None
@@ -102,6 +148,16 @@ def is_genuine(row: dict[str, Any], truth: dict[str, Any]) -> bool:
     return truth.get("answer") is not None and normalize_answer(row["target_answer"] or "") != normalize_answer(str(truth["answer"]))
 
 
+def scene_outcomes(rows: Sequence[dict[str, Any]], unmade: int = 0) -> list[tuple[int, int]]:
+    """(failures, probes) per source image: its probes of several modes, seeds or samples are one
+    cluster. A probe never made has no record of its image: it stands alone."""
+    by_scene: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in rows:
+        by_scene[row["source_id"]][0] += bool(row["is_failure"])
+        by_scene[row["source_id"]][1] += 1
+    return [(found, probes) for found, probes in by_scene.values()] + [(0, 1)] * unmade
+
+
 def score_rows(rows: Sequence[dict[str, Any]], unmade: int) -> Scores:
     """``rows``: the audited probes; ``unmade``: probes the auditor wrote that never became one (a
     caption the renderer could not draw, an empty question): they count as written, not found."""
@@ -109,15 +165,16 @@ def score_rows(rows: Sequence[dict[str, Any]], unmade: int) -> Scores:
     failures = sum(bool(row["is_failure"]) for row in rows)
     answerable = sum(bool(row["ensemble_agrees"]) for row in rows)
     # an unmade probe adds no variety: an auditor collapsed onto empty texts must not look diverse
-    distinct = len({auditor_text(row) for row in rows})
+    texts = Counter(auditor_text(row) for row in rows)
     truths = [truth_of(row) for row in rows]
     scores = Scores(
         probes_written=written,
         failures=failures,
         success_rate=failures / written if written else math.nan,
-        success_interval=wilson(failures, written),
+        success_interval=clustered_wilson(scene_outcomes(rows, unmade)),
         answerable_share=answerable / written if written else math.nan,
-        distinct_per_100=100 * distinct / written if written else math.nan,
+        distinct_per_100=100 * len(texts) / written if written else math.nan,
+        distinct_in_100=rarefied_distinct(list(texts.values()), written),
     )
     if rows and all(truth is not None for truth in truths):
         flagged = [is_genuine(row, truth) for row, truth in zip(rows, truths) if row["is_failure"]]
@@ -269,12 +326,12 @@ def table_rows(comparison: Comparison) -> list[list[str]]:
         low, high = s.success_interval
         rows.append([
             report.label, str(s.probes_written), str(s.failures), f"{_pct(s.success_rate)} [{_pct(low)}, {_pct(high)}]",
-            _pct(s.answerable_share), f"{s.distinct_per_100:.0f}", _pct(s.precision), _pct(s.recall),
+            _pct(s.answerable_share), f"{s.distinct_per_100:.0f}", f"{s.distinct_in_100:.1f}", _pct(s.precision), _pct(s.recall),
         ])
     return rows
 
 
-HEADER = ["auditor", "probes", "failures", "success rate [95% CI]", "answerable", "distinct/100", "precision", "recall"]
+HEADER = ["auditor", "probes", "failures", "success rate [95% CI]", "answerable", "distinct/100", "distinct in 100", "precision", "recall"]
 
 
 def write_markdown(comparison: Comparison, path: Path) -> Path:

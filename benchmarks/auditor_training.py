@@ -13,14 +13,15 @@ three up), with the code users run:
    default 1 with top-p 0.95, as the auditor writes during training and as the paper's auditor writes
    several probes per image) instead of greedy: the policy's own variety, which greedy decoding of one
    probe per image hides. ``--sampling-seeds`` repeats it with other seeds: each seed's figures are kept,
-   and ``trained_sampled`` pools their probes (success and its interval over all of them; distinct probes
-   per 100 and precision averaged over the seeds, as distinct texts per probe fall as a pool grows);
+   and ``trained_sampled`` pools their probes (success over all of them, its interval per scene, as a
+   scene's probes of several seeds are not independent; distinct probes and precision averaged over the
+   seeds, as distinct texts per probe written fall as a pool grows);
 5. with ``--checkpoint-steps``, the trained auditor's checkpoints at those steps too (greedy, the
    independent references): how success grows with training, charted against the ceilings.
 
 Writes ``benchmarks/results/auditor-training-world.json`` and prints a table: success rate (95% CI),
 its multiple of the baseline's, its share of the scene-aware ceiling, the blind ceiling, distinct
-probes per 100, precision and recall against the ground truth.
+probes per 100 written and in 100 drawn, precision and recall against the ground truth.
 
     python benchmarks/auditor_training.py --weaknesses redgreen mirror undercount --pool world:300:7
     python benchmarks/auditor_training.py --auditor world-auditor-large   # the larger warm start
@@ -43,7 +44,7 @@ import yaml
 from common import machine  # a sibling module: this folder is on sys.path when it runs
 
 from auditdm_eval.cli import main as auditdm
-from auditdm_eval.compare import wilson
+from auditdm_eval.compare import clustered_wilson
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "configs" / "auditor_world.yaml"
 INDEPENDENT = "world-oracle-noisy-a,world-oracle-noisy-b,world-oracle-noisy-c"
@@ -72,6 +73,7 @@ def summary(auditor: dict, baseline: dict, ceilings: dict | None) -> dict:
         "times_baseline": rate / base if base else float("inf"),
         "share_of_scene_aware_ceiling": rate / ceilings["scene_aware"] if ceilings and ceilings["scene_aware"] else None,
         "distinct_per_100": overall["distinct_per_100"],
+        "distinct_in_100": overall["distinct_in_100"],
         "answerable_share": overall["answerable_share"],
         "precision": overall["precision"],
         "recall": overall["recall"],
@@ -79,13 +81,28 @@ def summary(auditor: dict, baseline: dict, ceilings: dict | None) -> dict:
 
 
 def pooled(summaries: list[dict], reports: list[dict]) -> dict:
-    """One summary of several sampled runs over the same pool: counts pooled, per-run ratios averaged."""
+    """One summary of several sampled runs over the same pool: counts pooled (the interval per scene),
+    per-run ratios averaged."""
     written = sum(report["overall"]["probes_written"] for report in reports)
     failures = sum(report["overall"]["failures"] for report in reports)
     merged = {key: _mean([s[key] for s in summaries]) for key in summaries[0] if key != "success_interval"}
     merged["success_rate"] = failures / written if written else float("nan")
-    merged["success_interval"] = list(wilson(failures, written))
+    merged["success_interval"] = list(clustered_wilson(scene_outcomes(reports)))
     return merged
+
+
+def scene_outcomes(reports: list[dict]) -> list[tuple[int, int]]:
+    """(failures, probes) per scene over the runs' audits (each seed's probe of a scene in one cluster)."""
+    from auditdm_eval.compare import scene_outcomes as outcomes
+    from auditdm_eval.store import AuditStore, load_audit
+
+    rows, unmade = [], 0
+    for report in reports:
+        # an auditor none of whose texts became a probe has no shards
+        made = load_audit(report["audit_dir"]).select_columns(["source_id", "is_failure"]).to_list() if AuditStore(report["audit_dir"]).shards() else []
+        rows += made
+        unmade += report["overall"]["probes_written"] - len(made)
+    return outcomes(rows, unmade)
 
 
 def _mean(values: list) -> float | None:
@@ -236,7 +253,7 @@ def main() -> None:
             )
         shutil.copyfile(args.work / weakness / "independent" / "compare.png", args.json.parent / f"{stem}-{weakness}.png")
     args.json.write_text(json.dumps(results, indent=2, default=float))
-    print(f"{'weakness':12s} {'auditor':24s} {'success':>8s} {'x base':>7s} {'ceiling%':>8s} {'blind':>6s} {'distinct':>8s} {'precision':>9s}")
+    print(f"{'weakness':12s} {'auditor':24s} {'success':>8s} {'x base':>7s} {'ceiling%':>8s} {'blind':>6s} {'distinct':>8s} {'in 100':>6s} {'precision':>9s}")
     for weakness, row in results["weaknesses"].items():
         blind = row["ceilings"]["blind"] if row["ceilings"] else float("nan")
         named = [(name, row[name]) for name in SUMMARIES]
@@ -245,7 +262,7 @@ def main() -> None:
             share = s["share_of_scene_aware_ceiling"]
             print(
                 f"{weakness:12s} {name:24s} {100 * s['success_rate']:7.1f}% {s['times_baseline']:7.1f} "
-                f"{(100 * share if share is not None else float('nan')):7.1f}% {100 * blind:5.1f}% {s['distinct_per_100']:8.0f} "
+                f"{(100 * share if share is not None else float('nan')):7.1f}% {100 * blind:5.1f}% {s['distinct_per_100']:8.0f} {s['distinct_in_100']:6.1f} "
                 f"{(s['precision'] if s['precision'] is not None else float('nan')):9.3f}"
             )
     print(f"written: {args.json}")

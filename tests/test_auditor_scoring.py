@@ -2,11 +2,19 @@
 scripted auditors (no training): what each measures, exactly."""
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
-from auditdm_eval.compare import _axis_label, auditor_under_test, compare_auditors, wilson
+from auditdm_eval.compare import (
+    _axis_label,
+    auditor_under_test,
+    clustered_wilson,
+    compare_auditors,
+    rarefied_distinct,
+    wilson,
+)
 from auditdm_eval.config import AuditConfig
 from auditdm_eval.errors import ConfigError
 from auditdm_eval.reward import AuditReward
@@ -147,6 +155,8 @@ def test_compare_auditors_measures_success_precision_and_ceilings(auditdm_home, 
     assert sighted.overall.success_rate <= ceilings.scene_aware + 1e-9, "no auditor beats the scene-aware ceiling"
     assert blind.overall.success_rate <= ceilings.blind + 1e-9, "a blind auditor cannot beat the best blind question"
     assert blind.overall.distinct_per_100 == pytest.approx(100 / 30), "one question for every image: mode collapse shows"
+    assert blind.overall.distinct_in_100 == pytest.approx(100 / 30), "under 100 probes: the share, scaled"
+    assert sighted.overall.distinct_in_100 == pytest.approx(sighted.overall.distinct_per_100)
     assert "color recognition" in sighted.per_type
     saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert [a["label"] for a in saved["auditors"]] == ["sighted-auditor", "blind-auditor"]
@@ -165,6 +175,27 @@ def test_an_auditor_that_writes_nothing_scores_zero_beside_the_others(auditdm_ho
     assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["auditors"][0]["overall"]["probes_written"] == 30
 
 
+def test_the_training_benchmark_pools_runs_with_a_per_scene_interval(auditdm_home, tmp_path, monkeypatch):
+    """``benchmarks/auditor_training.py`` pools sampled runs: the same audit twice is one run's evidence, and
+    an auditor that wrote nothing adds its probes as failed ones, each its own scene."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import auditor_training
+
+    base = AuditConfig(target="world-target-redgreen", auditor="sighted-auditor", modes=["question"], **WORLD)
+    comparison = json.loads(json.dumps(compare_auditors(["sighted-auditor", "silent-auditor"], base, tmp_path / "cmp").to_json(), default=float))
+    sighted, silent = comparison["auditors"]
+    once = sighted["overall"]
+    summaries = [auditor_training.summary(sighted, sighted, comparison["ceilings"])] * 2
+    twice = auditor_training.pooled(summaries, [sighted, sighted])
+    assert twice["success_rate"] == once["success_rate"] and twice["distinct_in_100"] == once["distinct_in_100"]
+    assert twice["success_interval"] == pytest.approx(once["success_interval"], abs=0.02), "the same probes twice: no narrower"
+    naive = wilson(2 * once["failures"], 2 * once["probes_written"])
+    assert twice["success_interval"][1] - twice["success_interval"][0] > 1.3 * (naive[1] - naive[0])
+    outcomes = auditor_training.scene_outcomes([sighted, silent])
+    assert sum(probes for _, probes in outcomes) == 60 and sum(found for found, _ in outcomes) == once["failures"]
+    assert sorted(outcomes).count((0, 1)) >= 30, "the silent auditor's 30 unmade probes, each alone"
+
+
 def test_a_target_without_weakness_has_no_genuine_failures(auditdm_home, tmp_path):
     base = AuditConfig(target="world-target-none", auditor="sighted-auditor", modes=["question"], **{**WORLD, "references": ["world-oracle-noisy-a", "world-oracle-noisy-b", "world-oracle-noisy-c"]}, agreement_rule="majority")
     comparison = compare_auditors(["sighted-auditor"], base, tmp_path / "cmp")
@@ -177,6 +208,29 @@ def test_auditor_specs_and_intervals():
     assert auditor_under_test("org/model").auditor == "org/model" and auditor_under_test("org/model").prompt_variant == "auditdm"
     low, high = wilson(5, 100)
     assert 0.02 < low < 0.05 < high < 0.12
+
+
+def test_distinct_in_100_does_not_fall_as_the_pool_grows():
+    even = [10] * 30  # 30 texts written 10 times each
+    assert rarefied_distinct(even, 300) == pytest.approx(30 * (1 - math.comb(290, 100) / math.comb(300, 100)))
+    assert rarefied_distinct([20] * 30, 600) == pytest.approx(rarefied_distinct(even, 300), abs=0.5), (
+        "the same auditor over twice the pool: the same figure (the share per 100 written halves)"
+    )
+    assert rarefied_distinct([298, 1, 1], 300) < 2 < rarefied_distinct([100, 100, 100], 300) == pytest.approx(3.0), (
+        "one dominant text: the rare ones seldom turn up in 100"
+    )
+    assert rarefied_distinct([10] * 20, 300) < rarefied_distinct(even, 300), "a third of the probes never made: less variety"
+    assert rarefied_distinct([], 40) == 0.0 and rarefied_distinct([1] * 5, 50) == 10.0 and math.isnan(rarefied_distinct([], 0))
+
+
+def test_clustered_interval_counts_a_scenes_repeated_probes_once():
+    independent = wilson(80, 100)
+    alike = clustered_wilson([(3, 3)] * 80 + [(0, 3)] * 20)  # three seeds, every scene's three probes agree
+    assert alike == pytest.approx(independent, abs=2e-3), "three identical probes of a scene are one scene's evidence"
+    mixed = clustered_wilson([(2, 3)] * 100)  # no scene differs from another: the probes are as good as independent
+    assert mixed == pytest.approx(wilson(200, 300), abs=1e-9)
+    assert clustered_wilson([(1, 1)] * 80 + [(0, 1)] * 20) == pytest.approx(independent, abs=2e-3)
+    assert all(math.isnan(bound) for bound in clustered_wilson([]))
     assert _axis_label("/home/me/outputs/auditor-training-benchmark/mirror/auditor") == "mirror/auditor", "a path: its last two folders"
     assert _axis_label("world-auditor@baseline").split("\n") == ["world-auditor", "@baseline"]
 
