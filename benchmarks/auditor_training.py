@@ -98,8 +98,9 @@ def scene_outcomes(reports: list[dict]) -> list[tuple[int, int]]:
 
     rows, unmade = [], 0
     for report in reports:
-        # an auditor none of whose texts became a probe has no shards
-        made = load_audit(report["audit_dir"]).select_columns(["source_id", "is_failure"]).to_list() if AuditStore(report["audit_dir"]).shards() else []
+        made = []  # an auditor none of whose texts became a probe has no shards
+        if AuditStore(report["audit_dir"]).shards():
+            made = load_audit(report["audit_dir"]).select_columns(["source_id", "is_failure"]).to_list()
         rows += made
         unmade += report["overall"]["probes_written"] - len(made)
     return outcomes(rows, unmade)

@@ -208,6 +208,8 @@ def test_auditor_specs_and_intervals():
     assert auditor_under_test("org/model").auditor == "org/model" and auditor_under_test("org/model").prompt_variant == "auditdm"
     low, high = wilson(5, 100)
     assert 0.02 < low < 0.05 < high < 0.12
+    assert _axis_label("/home/me/outputs/auditor-training-benchmark/mirror/auditor") == "mirror/auditor", "a path: its last two folders"
+    assert _axis_label("world-auditor@baseline").split("\n") == ["world-auditor", "@baseline"]
 
 
 def test_distinct_in_100_does_not_fall_as_the_pool_grows():
@@ -229,10 +231,8 @@ def test_clustered_interval_counts_a_scenes_repeated_probes_once():
     assert alike == pytest.approx(independent, abs=2e-3), "three identical probes of a scene are one scene's evidence"
     mixed = clustered_wilson([(2, 3)] * 100)  # no scene differs from another: the probes are as good as independent
     assert mixed == pytest.approx(wilson(200, 300), abs=1e-9)
-    assert clustered_wilson([(1, 1)] * 80 + [(0, 1)] * 20) == pytest.approx(independent, abs=2e-3)
+    assert clustered_wilson([(1, 1)] * 80 + [(0, 1)] * 20) == independent, "one probe per scene: Wilson's own interval"
     assert all(math.isnan(bound) for bound in clustered_wilson([]))
-    assert _axis_label("/home/me/outputs/auditor-training-benchmark/mirror/auditor") == "mirror/auditor", "a path: its last two folders"
-    assert _axis_label("world-auditor@baseline").split("\n") == ["world-auditor", "@baseline"]
 
 
 def test_checkpoint_audits_combine_into_one_deduplicated_dataset(auditdm_home, tmp_path):
