@@ -322,7 +322,7 @@ def test_the_default_warm_start_installs_from_the_package_and_another_builds_onc
 
     built = []
 
-    def record(out_dir, settings, progress=True):
+    def record(out_dir, settings, progress=True, base=None):
         built.append(settings)
         (out_dir / "config.json").write_text("{}")
         return out_dir
@@ -344,14 +344,46 @@ def test_the_shipped_warm_start_is_the_default_one_for_the_current_world():
     must then ship a build for the new key, or every fresh machine spends a quarter of an hour building."""
     from auditdm_eval.training import warm_start
 
-    settings = warm_start.WARM_STARTS["world-auditor"][0]
-    shipped = warm_start.shipped_copy(settings)
-    fix = "run `python -m auditdm_eval.training.warm_start ship world-auditor` and commit auditdm_eval/training/shipped"
-    assert shipped is not None, f"no shipped warm start for key {settings.key()}: {fix}"
-    record = json.loads((shipped / "warm_start.json").read_text())
-    assert warm_start.settings_from_json(json.dumps(record["settings"])) == settings
-    assert record["validation"]["objects_described_right"] > 0.7 and record["validation"]["captions_rendered"] > 0.8
-    assert [p.name for p in warm_start.SHIPPED.iterdir()] == [shipped.name], f"stale shipped copies: {fix}"
+    folders = []
+    for name in ("world-auditor", "world-auditor-sighted"):
+        settings = warm_start.WARM_STARTS[name][0]
+        shipped = warm_start.shipped_copy(settings)
+        fix = f"run `python -m auditdm_eval.training.warm_start ship {name}` and commit auditdm_eval/training/shipped"
+        assert shipped is not None, f"no shipped warm start for {name}'s key {settings.key()}: {fix}"
+        record = json.loads((shipped / "warm_start.json").read_text())
+        assert warm_start.settings_from_json(json.dumps(record["settings"])) == settings
+        assert record["validation"]["objects_described_right"] > 0.7 and record["validation"]["captions_rendered"] > 0.8
+        folders.append(shipped.name)
+    assert json.loads((shipped / "warm_start.json").read_text())["validation"]["cells_looked_up_right"] > 0.8, "the sighted one sees"
+    assert sorted(p.name for p in warm_start.SHIPPED.iterdir()) == sorted(folders), "stale shipped copies: ship them again"
+
+
+def test_a_continued_warm_start_trains_on_from_its_base_and_its_key_follows_the_base(monkeypatch, tmp_path):
+    """``start_from`` continues the registered warm start it names (installed, or built, first) instead
+    of a random initialisation; a changed base is another warm start."""
+    from dataclasses import replace
+
+    import torch
+    from safetensors.torch import load_file
+
+    from auditdm_eval.training import warm_start
+
+    settings = warm_start.WarmStartSettings(start_from="world-auditor", vision_steps=0, writing_steps=3, batch_size=4, learning_rate=1e-3)
+    out = warm_start.ensure_world_auditor(tmp_path, settings, progress=False)
+    base = tmp_path / warm_start.folder_name(warm_start.WARM_STARTS["world-auditor"][0])
+    record = json.loads((out / "warm_start.json").read_text())
+    assert record["started_from"] == base.name and out.parent == base.parent, "the base installed beside it, and named"
+    trained, before = load_file(out / "model.safetensors"), load_file(base / "model.safetensors")
+    assert trained.keys() == before.keys()
+    assert any(not torch.equal(trained[k], before[k]) for k in trained), "it trained"
+    assert record["validation"]["objects_described_right"] > 0.5, "three steps on keep what the base learnt to see"
+
+    assert settings.key() != replace(settings, start_from=None).key()
+    default = warm_start.WARM_STARTS["world-auditor"]
+    monkeypatch.setitem(warm_start.WARM_STARTS, "world-auditor", (replace(default[0], seed=9), default[1]))
+    assert out.name != warm_start.folder_name(settings), "the base's settings are part of the key"
+    with pytest.raises(KeyError, match="no registered warm start"):
+        replace(settings, start_from="world-auditor-nope").key()
 
 
 def test_a_warm_start_builds_in_a_child_with_its_settings_and_pinned_kernels(monkeypatch, tmp_path):
