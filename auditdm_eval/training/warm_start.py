@@ -86,11 +86,12 @@ class WarmStartSettings:
         from ..world.models import world_code_hash
 
         settings = {k: v for k, v in asdict(self).items() if k != "threads"}
+        parts: dict[str, Any] = {"settings": settings, "world": world_code_hash(), "version": WARM_START_VERSION}
         if self.start_from is None:  # keys of warm starts built from scratch stay as they were before start_from
             del settings["start_from"]
-            return content_key(settings=settings, world=world_code_hash(), version=WARM_START_VERSION)[:12]
-        base = self.base().key()  # a changed base is a changed warm start
-        return content_key(settings=settings, world=world_code_hash(), version=WARM_START_VERSION, base=base)[:12]
+        else:
+            parts["base"] = self.base().key()  # a changed base is a changed warm start
+        return content_key(**parts)[:12]
 
     def base(self) -> WarmStartSettings:
         if self.start_from not in WARM_STARTS:
@@ -428,9 +429,14 @@ def ensure_world_auditor(root: str | Path, settings: WarmStartSettings = WarmSta
         return build_once(target, lambda staging: shutil.copytree(shipped, staging, dirs_exist_ok=True), f"{__name__} (shipped)")
     if (target / COMPLETE).exists():
         return target
-    base = ensure_world_auditor(root, settings.base(), progress) if settings.start_from else None
+    base = base_folder(root, settings, progress)
     logger.warning("building the warm-started world auditor into %s (once; minutes to a quarter of an hour on 2 CPU cores)", target)
     return build_once(target, lambda staging: build_in_child(staging, settings, progress, base), __name__)
+
+
+def base_folder(root: str | Path, settings: WarmStartSettings, progress: bool = True) -> Path | None:
+    """The folder of the warm start ``settings`` continues (installed or built under ``root`` first), or None."""
+    return ensure_world_auditor(root, settings.base(), progress) if settings.start_from else None
 
 
 def ship(name: str) -> Path:
@@ -496,8 +502,7 @@ def main(argv: list[str] | None = None) -> None:
         from model_adapters.registry import tiny_root
 
         settings = WARM_STARTS[args.name][0]
-        base = ensure_world_auditor(tiny_root(), settings.base()) if settings.start_from else None
-        build_in_child(args.out, settings, progress=True, base=base)
+        build_in_child(args.out, settings, progress=True, base=base_folder(tiny_root(), settings))
         print(args.out)
 
 
