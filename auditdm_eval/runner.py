@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from .stages.answer import AnswerSpec
 from .stages.auditor import AuditorSpec
 from .stages.judge import JudgeSpec
 from .stages.render import RenderSpec
-from .store import AuditStore, Issue, summarize
+from .store import MANIFEST, AuditStore, Issue, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,22 @@ def weights_of(name: str) -> str:
     """What identifies a model's weights without loading it: a local checkpoint's files, else its name."""
     path = Path(resolve(name)[0])
     return local_fingerprint(path) if path.is_dir() else str(path)
+
+
+def run_identity(config: AuditConfig) -> dict[str, Any]:
+    """What an audit folder's manifest holds to tell its run: the settings, and the fingerprint of each model
+    given as a local checkpoint folder, so that a checkpoint trained on in place (same path, new weights)
+    starts another run instead of resuming the old probes. (Registered and Hub names name fixed weights.)"""
+    names = dict.fromkeys(name for name in (config.auditor, config.target, *config.references) if name)
+    weights = {name: local_fingerprint(Path(name)) for name in names if Path(name).is_dir()}
+    if weights and not config.overwrite and _legacy_run(Path(config.out)):
+        weights = {}  # a run made before fingerprints were kept still resumes, as it always did
+    return {**config.identity(), **({"weights": weights} if weights else {})}
+
+
+def _legacy_run(out: Path) -> bool:
+    manifest = out / MANIFEST
+    return manifest.exists() and "weights" not in json.loads(manifest.read_text())["identity"]
 
 
 def check_models(config: AuditConfig) -> None:
@@ -170,7 +187,7 @@ def run_audit(config: AuditConfig, engine: str = "local", engine_arguments: dict
     )
     sources = first_drawn(iter_sources(config.images, source_options(config)))
     with AuditStore(config.out) as store:  # the run owns --out until it ends
-        resumed = store.open(config.identity(), overwrite=config.overwrite)
+        resumed = store.open(run_identity(config), overwrite=config.overwrite)
         store.record_parts(plan.parts)
         stats = runner.run(plan, sources, store)
         summary = summarize(store.load()) if store.shards() else {"probes": 0, "failures": 0, "per_mode": {}}

@@ -345,7 +345,7 @@ def test_the_shipped_warm_start_is_the_default_one_for_the_current_world():
     from auditdm_eval.training import warm_start
 
     folders, validation = [], {}
-    for name in ("world-auditor", "world-auditor-sighted"):
+    for name in ("world-auditor", "world-auditor-sighted", "world-auditor-grounded"):
         settings = warm_start.WARM_STARTS[name][0]
         shipped = warm_start.shipped_copy(settings)
         fix = f"run `python -m auditdm_eval.training.warm_start ship {name}` and commit auditdm_eval/training/shipped"
@@ -356,6 +356,11 @@ def test_the_shipped_warm_start_is_the_default_one_for_the_current_world():
         folders.append(shipped.name)
         validation[name] = record["validation"]
     assert validation["world-auditor-sighted"]["cells_looked_up_right"] > 0.8, "the sighted one sees"
+    def grounding(name: str) -> float:  # how much likelier a question is to be valid on its own scene than on another
+        return validation[name]["questions_valid_on_their_scene"] - validation[name]["questions_valid_on_another_scene"]
+
+    assert grounding("world-auditor-grounded") > 0.2, "the grounded one's questions name what is in their own scene"
+    assert grounding("world-auditor-grounded") > max(grounding("world-auditor"), grounding("world-auditor-sighted")) + 0.1
     assert sorted(p.name for p in warm_start.SHIPPED.iterdir()) == sorted(folders), "stale shipped copies: ship them again"
 
 
@@ -407,6 +412,74 @@ def test_a_warm_start_builds_in_a_child_with_its_settings_and_pinned_kernels(mon
     assert command[3] == str(tmp_path / "out") and command[5] == "quiet"
     assert warm_start.settings_from_json(command[4]) == settings
     assert {name: env[name] for name in kernels.PORTABLE_KERNELS} == kernels.PORTABLE_KERNELS
+
+
+def test_the_build_command_stages_its_folder_and_never_writes_over_another(monkeypatch, tmp_path, capsys):
+    """``python -m ...warm_start build NAME DIR``: DIR appears only complete, a failed build leaves
+    nothing behind, a finished build is not repeated, and a folder holding something else is refused."""
+    from dataclasses import asdict
+
+    from auditdm_eval.training import warm_start
+    from model_adapters import registry
+
+    monkeypatch.setattr(registry, "tiny_root", lambda: tmp_path / "home")
+    settings = warm_start.WARM_STARTS["world-auditor"][0]
+    built = []
+
+    def fake_build(out_dir, given, progress, base=None):
+        built.append(out_dir)
+        assert out_dir.parent == tmp_path and out_dir.name.startswith(".out-"), "built in a staging folder beside DIR"
+        out_dir.mkdir(exist_ok=True)
+        (out_dir / "model.safetensors").write_text("weights")
+        if len(built) == 1:
+            raise RuntimeError("building the world auditor failed (exit 1)")
+        (out_dir / "warm_start.json").write_text(json.dumps({"settings": asdict(given)}))
+
+    monkeypatch.setattr(warm_start, "build_in_child", fake_build)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="exit 1"):
+        warm_start.main(["build", "world-auditor", str(out)])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "a failed build leaves neither DIR nor its staging folder"
+
+    warm_start.main(["build", "world-auditor", str(out)])
+    assert (out / "model.safetensors").exists() and len(built) == 2
+    warm_start.main(["build", "world-auditor", str(out)])
+    assert len(built) == 2, "a finished build of the same settings is not repeated"
+    assert capsys.readouterr().out.split() == [str(out), str(out)]
+
+    with pytest.raises(SystemExit) as stopped:
+        warm_start.main(["build", "world-auditor-large", str(out)])
+    assert stopped.value.code == 2 and "pass a new folder" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_text() == "weights" and len(built) == 2, "another warm start's folder is left as it was"
+    assert warm_start.settings_from_json(json.dumps(json.loads((out / "warm_start.json").read_text())["settings"])) == settings
+
+
+def test_object_questions_name_an_object_of_their_own_scene():
+    """The warm start's grounded question task: every question is valid in its scene and names one of its
+    objects, so, unlike counts and existence filters, it is rarely valid in another scene."""
+    import random
+
+    from auditdm_eval.training import warm_start
+    from auditdm_eval.world import answer, parse_question, sample_scene
+    from auditdm_eval.world.language import resolve
+
+    rng = random.Random(0)
+    scenes = [sample_scene(5, i) for i in range(120)]
+    own = other = 0
+    for i, scene in enumerate(scenes):
+        query = parse_question(warm_start.object_question(scene, rng))
+        assert query is not None and query.qtype not in ("count", "existence")
+        assert resolve(query.ref, scene) in scene.objects
+        own += answer(query, scene) is not None
+        other += answer(query, scenes[i - 1]) is not None
+    assert own == len(scenes) and other < len(scenes) / 2
+    typed = [parse_question(warm_start.typed_question(s, rng)) for s in scenes]
+    assert sum(answer(q, scenes[i - 1]) is not None for i, q in enumerate(typed)) > other, "typed questions travel further"
+    from auditdm_eval.prompts import PROMPT_VARIANTS
+
+    instruction, question = warm_start.writing_example(scenes[0], rng, "object_question")
+    assert instruction in {PROMPT_VARIANTS.build(v).question for v in PROMPT_VARIANTS.names()}, "taught as the auditor's question prompt"
+    assert parse_question(question) is not None
 
 
 def test_a_short_build_trains_validates_and_records_what_it_was_built_with(tmp_path):

@@ -374,3 +374,35 @@ def test_overwrite_removes_the_replaced_runs_derived_files_only(audited, tmp_pat
     assert (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "manifest.json").read_text())["identity"]["seed"] == 1
     assert len(probe_ids(out)) == 2
+
+
+# -- a checkpoint trained on in place is another run, not one to resume -------------------------
+def test_an_audit_of_a_checkpoint_trained_on_in_place_starts_afresh_rather_than_resuming(world_auditor, tmp_path, capsys):
+    """The audit folder's manifest holds the fingerprint of each model given as a local folder: the same
+    path with new weights (GRPO continued, a checkpoint overwritten) is refused, naming the weights, where
+    it once resumed silently and reported the old weights' probes."""
+    from auditdm_eval.cli import main as auditdm
+
+    auditor, out = tmp_path / "auditor", tmp_path / "out"
+    shutil.copytree(world_auditor, auditor)
+    args = [
+        "audit", "--target", "world-target-mirror", "--ensemble", "world-oracle-noisy-a,world-oracle-noisy-b,world-oracle-noisy-c",
+        "--agreement", "majority", "--auditor", str(auditor), "--images", "world:3:9", "--no-cache", "--no-progress",
+        "--auditor-max-new-tokens", "24", "--out", str(out),
+    ]
+    assert auditdm(args) == 0
+    identity = json.loads((out / "manifest.json").read_text())["identity"]
+    assert list(identity["weights"]) == [str(auditor)], "registered models (the world's) name fixed weights"
+    assert auditdm(args) == 0 and "(resumed)" in capsys.readouterr().err, "the same weights resume"
+
+    weights = auditor / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))  # trained on: new weights file
+    assert auditdm(args) == 2
+    assert "weights" in capsys.readouterr().err and sorted(p.name for p in (out / "data").iterdir()), "refused; nothing lost"
+    assert auditdm([*args, "--overwrite"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["identity"]["weights"] != identity["weights"]
+    legacy = json.loads((out / "manifest.json").read_text())
+    del legacy["identity"]["weights"]  # as runs made before fingerprints were kept
+    (out / "manifest.json").write_text(json.dumps(legacy))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert auditdm(args) == 0 and "(resumed)" in capsys.readouterr().err, "such a run still resumes, as it always did"

@@ -104,7 +104,8 @@ class WarmStartSettings:
 # moves with the machine: see build_environment) at about 3.4x the build time. The sighted one continues
 # the shipped default rather than starting afresh: a build from random weights was a lottery (one looked
 # cells up 93% of the time, a rebuild of the same settings 59% and described 17% of objects right), a
-# continuation keeps what the default learnt and practises lookups and questions (see the README).
+# continuation keeps what the default learnt and practises lookups and questions (see the README). The
+# grounded one practises questions that name an object of the image, every question type alike.
 WARM_STARTS: dict[str, tuple[WarmStartSettings, str]] = {
     "world-auditor": (
         WarmStartSettings(),
@@ -121,6 +122,20 @@ WARM_STARTS: dict[str, tuple[WarmStartSettings, str]] = {
             seed=1,
         ),
         "the default world auditor taught 2,000 steps more, half of them writing questions: it looks cells up far better (shipped with the package)",
+    ),
+    "world-auditor-grounded": (
+        WarmStartSettings(
+            start_from="world-auditor", vision_steps=0, writing_steps=6000, learning_rate=1e-3, vision_learning_rate=1e-3,
+            writing_mix=(
+                ("describe", 0.1), ("lookup", 0.1), ("answer", 0.1), ("object_question", 0.5), ("question", 0.1),
+                ("caption", 0.05), ("edit", 0.05),
+            ),
+            seed=5,
+        ),
+        (
+            "the default world auditor taught 6,000 steps more, half of them writing questions that name an object in the image"
+            " (every question type alike): GRPO from it varies its probes (shipped with the package)"
+        ),
     ),
 }
 
@@ -175,6 +190,31 @@ def typed_question(scene, rng: random.Random) -> str | None:
     return rng.choice(queries).text()
 
 
+def object_question(scene, rng: random.Random) -> str | None:
+    """A valid question that names an object of ``scene``: an object uniformly, then a question type about
+    it uniformly, then a question of that type. Unlike :func:`typed_question`, whose counts and existence
+    filters are valid in almost any scene, each of these is only valid where that object is."""
+    from ..world import query_space
+    from ..world.language import resolve
+
+    index = {id(o): i for i, o in enumerate(scene.objects)}
+    by_object: dict[int, dict[str, list]] = {}
+    for query in query_space(scene):
+        if query.qtype in ("count", "existence"):
+            continue
+        found = resolve(query.ref, scene)
+        if found is not None:
+            by_object.setdefault(index[id(found)], {}).setdefault(query.qtype, []).append(query)
+    if not by_object:
+        return None
+    by_type = by_object[rng.choice(sorted(by_object))]
+    return rng.choice(by_type[rng.choice(sorted(by_type))]).text()
+
+
+# what the auditor writes for its question prompt, by task; "answer" answers a typed question
+QUESTION_TASKS = {"question": typed_question, "answer": typed_question, "object_question": object_question}
+
+
 def writing_example(scene, rng: random.Random, task: str) -> tuple[str, str] | None:
     from ..world import answer_question, edit_scene, edit_space
 
@@ -184,11 +224,11 @@ def writing_example(scene, rng: random.Random, task: str) -> tuple[str, str] | N
     if task == "lookup":
         position = rng.choice(GRID)
         return lookup(position), _parts(scene).get(position, "nothing")
-    if task in ("question", "answer"):
-        question = typed_question(scene, rng)
+    if task in QUESTION_TASKS:
+        question = QUESTION_TASKS[task](scene, rng)
         if question is None:
             return None
-        return (prompts.question, question) if task == "question" else (question, answer_question(question, scene))
+        return (question, answer_question(question, scene)) if task == "answer" else (prompts.question, question)
     edits = edit_space(scene)
     if not edits:
         return None
@@ -501,9 +541,34 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from model_adapters.registry import tiny_root
 
-        settings = WARM_STARTS[args.name][0]
-        build_in_child(args.out, settings, progress=True, base=base_folder(tiny_root(), settings))
-        print(args.out)
+        try:
+            print(build_into(args.out, WARM_STARTS[args.name][0], tiny_root()))
+        except FileExistsError as error:
+            parser.error(str(error))
+
+
+def built_settings(folder: Path) -> WarmStartSettings | None:
+    """The settings of the finished build in ``folder``, or None."""
+    from model_adapters.tiny import COMPLETE
+
+    record = folder / "warm_start.json"
+    if not ((folder / COMPLETE).exists() and record.exists()):
+        return None
+    return settings_from_json(json.dumps(json.loads(record.read_text())["settings"]))
+
+
+def build_into(out: Path, settings: WarmStartSettings, root: str | Path) -> Path:
+    """Build ``settings`` into a folder of the user's own through a staging folder beside it: ``out``
+    appears only when complete, a build of the same settings there is not repeated, and a folder that
+    holds anything else is never written over (a base it continues is installed under ``root``)."""
+    from model_adapters.tiny import build_once
+
+    if built_settings(out) == settings:
+        return out
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty and holds no finished build of these settings: pass a new folder, or delete it to rebuild there")
+    base = base_folder(root, settings)
+    return build_once(out, lambda staging: build_in_child(staging, settings, progress=True, base=base), __name__)
 
 
 if __name__ == "__main__":
