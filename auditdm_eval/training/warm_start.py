@@ -38,6 +38,7 @@ import platform
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -541,6 +542,8 @@ def main(argv: list[str] | None = None) -> None:
     else:
         from model_adapters.registry import tiny_root
 
+        # stopped (timeout, kill): unwind, so that the child and the staging folder go too
+        signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
         try:
             print(build_into(args.out, WARM_STARTS[args.name][0], tiny_root()))
         except FileExistsError as error:
