@@ -63,7 +63,7 @@ def run_identity(config: AuditConfig) -> dict[str, Any]:
     given as a local checkpoint folder, so that a checkpoint trained on in place (same path, new weights)
     starts another run instead of resuming the old probes. (Registered and Hub names name fixed weights.)"""
     names = dict.fromkeys(name for name in (config.auditor, config.target, *config.references) if name)
-    weights = {name: local_fingerprint(Path(name)) for name in names if Path(name).is_dir()}
+    weights = {name: weights_of(name) for name in names if Path(name).is_dir()}
     if weights and not config.overwrite and _legacy_run(Path(config.out)):
         weights = {}  # a run made before fingerprints were kept still resumes, as it always did
     return {**config.identity(), **({"weights": weights} if weights else {})}
