@@ -183,6 +183,17 @@ def warm_start_record(auditor: str) -> dict | None:
     return json.loads(record.read_text()) if record.exists() else None
 
 
+def trained_length(recipe: dict, train_args: list[str]) -> int:
+    """The recipe's max_completion_length, or the one --train-args sets in its place."""
+    flag = "--max_completion_length"
+    for i, arg in enumerate(train_args):
+        if arg == flag and i + 1 < len(train_args):
+            return int(train_args[i + 1])
+        if arg.startswith(flag + "="):
+            return int(arg.split("=", 1)[1])
+    return int(recipe["max_completion_length"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weaknesses", nargs="+", default=["redgreen", "mirror", "undercount"])
@@ -190,8 +201,8 @@ def main() -> None:
     parser.add_argument("--auditor", default="world-auditor", help="the warm-started auditor to train (a model name)")
     parser.add_argument("--work", type=Path, help="default: outputs/auditor-training-benchmark/<the --json file's stem>")
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/auditor-training-<auditor minus 'auditor'>.json")
-    parser.add_argument("--recipe", type=Path, default=RECIPE, help="the train-auditor config (its max_completion_length "
-                        "also bounds the probes compare-auditors writes)")
+    parser.add_argument("--recipe", type=Path, default=RECIPE, help="the train-auditor config (its max_completion_length, "
+                        "or --train-args', also bounds the probes compare-auditors writes)")
     parser.add_argument("--checkpoint-steps", nargs="+", type=int, default=[],
                         help="also compare the trained auditor's checkpoints at these steps (the run must save them)")
     parser.add_argument("--sampling-temperature", type=float, default=1.0,
@@ -208,7 +219,7 @@ def main() -> None:
     args.work = args.work or Path("outputs/auditor-training-benchmark") / stem
     args.json.parent.mkdir(parents=True, exist_ok=True)
     recipe = yaml.safe_load(args.recipe.read_text())
-    tokens = recipe["max_completion_length"]  # the auditor writes as long texts as it was trained to
+    tokens = trained_length(recipe, args.train_args)  # the auditor writes as long texts as it was trained to
     results = {
         "machine": machine(), "auditor": args.auditor, "warm_start": warm_start_record(args.auditor), "pool": args.pool,
         "recipe": recipe, "train_args": args.train_args, "weaknesses": {},

@@ -345,13 +345,15 @@ def test_the_shipped_warm_start_is_the_default_one_for_the_current_world():
     from auditdm_eval.training import warm_start
 
     folders, validation = [], {}
-    for name in ("world-auditor", "world-auditor-sighted", "world-auditor-grounded"):
+    for name in warm_start.WARM_STARTS:
+        if name == "world-auditor-large":  # built on first use
+            continue
         settings = warm_start.WARM_STARTS[name][0]
         shipped = warm_start.shipped_copy(settings)
         fix = f"run `python -m auditdm_eval.training.warm_start ship {name}` and commit auditdm_eval/training/shipped"
         assert shipped is not None, f"no shipped warm start for {name}'s key {settings.key()}: {fix}"
         record = json.loads((shipped / "warm_start.json").read_text())
-        assert warm_start.settings_from_json(json.dumps(record["settings"])) == settings
+        assert warm_start.settings_from_record(record["settings"]) == settings
         assert record["validation"]["objects_described_right"] > 0.7 and record["validation"]["captions_rendered"] > 0.8
         folders.append(shipped.name)
         validation[name] = record["validation"]
@@ -361,6 +363,7 @@ def test_the_shipped_warm_start_is_the_default_one_for_the_current_world():
 
     assert grounding("world-auditor-grounded") > 0.2, "the grounded one's questions name what is in their own scene"
     assert grounding("world-auditor-grounded") > max(grounding("world-auditor"), grounding("world-auditor-sighted")) + 0.1
+    assert grounding("world-auditor-looking") > grounding("world-auditor-grounded") + 0.1, "looking first grounds the question further"
     assert sorted(p.name for p in warm_start.SHIPPED.iterdir()) == sorted(folders), "stale shipped copies: ship them again"
 
 
@@ -451,7 +454,7 @@ def test_the_build_command_stages_its_folder_and_never_writes_over_another(monke
         warm_start.main(["build", "world-auditor-large", str(out)])
     assert stopped.value.code == 2 and "pass a new folder" in capsys.readouterr().err
     assert (out / "model.safetensors").read_text() == "weights" and len(built) == 2, "another warm start's folder is left as it was"
-    assert warm_start.settings_from_json(json.dumps(json.loads((out / "warm_start.json").read_text())["settings"])) == settings
+    assert warm_start.settings_from_record(json.loads((out / "warm_start.json").read_text())["settings"]) == settings
 
 
 def test_object_questions_name_an_object_of_their_own_scene():
@@ -482,6 +485,36 @@ def test_object_questions_name_an_object_of_their_own_scene():
     assert parse_question(question) is not None
 
 
+@pytest.mark.parametrize("task", ["looked_question", "twin_looked_question"])
+def test_a_looked_question_first_says_what_its_cell_holds_and_the_audit_runs_only_the_question(task):
+    """The look-then-ask tasks: the reasoning block names a cell (the twin task: every cell holding the same
+    thing) and what the image shows there, the question after it names that very object, and the
+    auditor's cleaning leaves the question alone."""
+    import random
+
+    from auditdm_eval.stages.auditor import clean_auditor_text
+    from auditdm_eval.training import warm_start
+    from auditdm_eval.world import answer, parse_question, sample_scene
+    from auditdm_eval.world.language import resolve
+
+    rng, twins = random.Random(1), 0
+    for i in range(120):
+        scene = sample_scene(5, i)
+        text = warm_start.QUESTION_TASKS[task](scene, rng)
+        looked, question = text.split("</think>")
+        positions, thing = looked.removeprefix("<think>").strip().split(": ")
+        cells = positions.split(", ")
+        query = parse_question(clean_auditor_text(text))
+        assert query is not None and clean_auditor_text(text) == question.strip()
+        assert answer(query, scene) is not None
+        named = resolve(query.ref, scene)
+        assert named.position in cells and all(warm_start.lookup_answer(scene, cell) == thing for cell in cells)
+        holding = [cell for cell in warm_start.GRID if warm_start.lookup_answer(scene, cell) == thing]
+        assert cells == (holding if task == "twin_looked_question" else [named.position])
+        twins += len(holding) > 1
+    assert twins > 5, "the pool has things that are not alone"
+
+
 def test_a_short_build_trains_validates_and_records_what_it_was_built_with(tmp_path):
     """The build users get when nothing shipped fits, for a few steps: a child process trains, saves,
     validates and records its settings and kernels; the result loads and generates like any checkpoint."""
@@ -494,7 +527,7 @@ def test_a_short_build_trains_validates_and_records_what_it_was_built_with(tmp_p
     settings = warm_start.WarmStartSettings(vision_steps=2, writing_steps=2, batch_size=4)
     warm_start.build_in_child(tmp_path / "ws", settings, progress=False)
     record = json.loads((tmp_path / "ws" / "warm_start.json").read_text())
-    assert warm_start.settings_from_json(json.dumps(record["settings"])) == settings
+    assert warm_start.settings_from_record(record["settings"]) == settings
     assert record["validation"]["final_loss"] > 0 and 0 <= record["validation"]["objects_described_right"] <= 1
     if platform.machine().lower() in ("x86_64", "amd64"):
         assert record["built_with"]["cpu_capability"] == "AVX2", record["built_with"]

@@ -96,3 +96,16 @@ def test_supervised_probe_teaches_the_exposing_questions_and_scores_them_on_held
     unknown = subprocess.run([sys.executable, "benchmarks/supervised_probe.py", "--auditor", "no-such-model"], cwd=ROOT,
                              env=os.environ, capture_output=True, text=True, check=False)
     assert unknown.returncode == 1 and "unknown model 'no-such-model'" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_the_training_benchmark_lets_its_auditor_write_as_long_as_it_was_trained_to(monkeypatch):
+    """``benchmarks/auditor_training.py`` compares auditors at the completion length they trained with: the
+    recipe's, or the one ``--train-args`` sets in its place (a warm start that reasons first needs 48)."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bench = importlib.import_module("auditor_training")
+    recipe = {"max_completion_length": 24}
+    assert bench.trained_length(recipe, ["--max_steps", "1500"]) == 24
+    assert bench.trained_length(recipe, ["--max_steps", "10", "--max_completion_length", "48"]) == 48
+    assert bench.trained_length(recipe, ["--max_completion_length=40"]) == 40

@@ -22,7 +22,7 @@ Nothing here knows which weakness a target has: the auditor learns to see and to
 (``world-auditor-<key>``), with the validation figures it reached and what it was built with in
 ``warm_start.json``, and loads through ``model_adapters`` like any checkpoint. A warm start with
 ``start_from`` continues another registered one instead of a random initialisation (its key follows
-the base's). The package ships the default one and the sighted one (``shipped/``, 1.3 MB each), so that
+the base's). The package ships the default one and the continued ones (``shipped/``, 1.3 MB each), so that
 every machine audits with the same validated weights: a build's weights follow the CPU's float kernels
 (see :mod:`auditdm_eval.kernels`) and take a quarter of an hour on 2 cores. Any other settings, or these
 after the world's code changed, are built once on first use.
@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 from ..cache import content_key
 from ..kernels import portable_kernels
 from ..prompts import PROMPT_VARIANTS, AuditorPrompts
+from ..stages.auditor import REASONING_END, REASONING_START, clean_auditor_text
 
 if TYPE_CHECKING:
     import torch
@@ -60,6 +61,7 @@ WARM_START_VERSION = 5  # 5: built with kernels.PORTABLE_KERNELS
 SHIPPED = Path(__file__).parent / "shipped"
 MODULE = "auditdm_eval.training.warm_start"  # its importable name, also when run with ``python -m``
 DESCRIBE = "Describe the image."
+QUESTION_TOKENS = 48  # room for a question led by a reasoning block (looked_question)
 GRID = ("top left", "top center", "top right", "middle left", "center", "middle right", "bottom left", "bottom center", "bottom right")
 TaskMix = tuple[tuple[str, float], ...]
 
@@ -138,6 +140,31 @@ WARM_STARTS: dict[str, tuple[WarmStartSettings, str]] = {
             " (every question type alike): GRPO from it varies its probes (shipped with the package)"
         ),
     ),
+    "world-auditor-looking-twins": (
+        WarmStartSettings(
+            start_from="world-auditor-looking", vision_steps=0, writing_steps=2000, learning_rate=1e-3, vision_learning_rate=1e-3,
+            writing_mix=(
+                ("describe", 0.1), ("lookup", 0.1), ("answer", 0.1), ("twin_looked_question", 0.5), ("question", 0.1),
+                ("caption", 0.05), ("edit", 0.05),
+            ),
+            seed=7,
+        ),
+        "the looking world auditor taught 2,000 steps more to name, as it looks, every cell holding the same thing",
+    ),
+    "world-auditor-looking": (
+        WarmStartSettings(
+            start_from="world-auditor-grounded", vision_steps=0, writing_steps=3000, learning_rate=1e-3, vision_learning_rate=1e-3,
+            writing_mix=(
+                ("describe", 0.1), ("lookup", 0.1), ("answer", 0.1), ("looked_question", 0.5), ("question", 0.1),
+                ("caption", 0.05), ("edit", 0.05),
+            ),
+            seed=6,
+        ),
+        (
+            "the grounded world auditor taught 3,000 steps more to look at an object's cell before it asks about it"
+            ' ("<think> top left: large red circle </think> where is the large red circle?"; the audit runs the question)'
+        ),
+    ),
 }
 
 
@@ -172,6 +199,11 @@ def lookup(position: str) -> str:
     return f"What is in the {position}?"
 
 
+def lookup_answer(scene, position: str) -> str:
+    """What :func:`lookup` of ``position`` is answered: the thing there, or "nothing"."""
+    return _parts(scene).get(position, "nothing")
+
+
 def position_first_caption(scene) -> str:
     """The world's caption, each object led by its position ("top left: large red circle, ...")."""
     parts = _parts(scene)
@@ -191,10 +223,9 @@ def typed_question(scene, rng: random.Random) -> str | None:
     return rng.choice(queries).text()
 
 
-def object_question(scene, rng: random.Random) -> str | None:
-    """A valid question that names an object of ``scene``: an object uniformly, then a question type about
-    it uniformly, then a question of that type. Unlike :func:`typed_question`, whose counts and existence
-    filters are valid in almost any scene, each of these is only valid where that object is."""
+def _object_query(scene, rng: random.Random):
+    """An object of ``scene`` uniformly, then a question type about it uniformly, then a query of that type:
+    (the object, the query), or None where no question names an object."""
     from ..world import query_space
     from ..world.language import resolve
 
@@ -208,12 +239,49 @@ def object_question(scene, rng: random.Random) -> str | None:
             by_object.setdefault(index[id(found)], {}).setdefault(query.qtype, []).append(query)
     if not by_object:
         return None
-    by_type = by_object[rng.choice(sorted(by_object))]
-    return rng.choice(by_type[rng.choice(sorted(by_type))]).text()
+    chosen = rng.choice(sorted(by_object))
+    by_type = by_object[chosen]
+    return scene.objects[chosen], rng.choice(by_type[rng.choice(sorted(by_type))])
+
+
+def object_question(scene, rng: random.Random) -> str | None:
+    """A valid question that names an object of ``scene``: an object uniformly, then a question type about
+    it uniformly, then a question of that type. Unlike :func:`typed_question`, whose counts and existence
+    filters are valid in almost any scene, each of these is only valid where that object is."""
+    found = _object_query(scene, rng)
+    return None if found is None else found[1].text()
+
+
+def looked_question(scene, rng: random.Random) -> str | None:
+    """:func:`object_question`, led by a reasoning block that first looks at the object's cell and says what
+    is there ("<think> top left: large red circle </think> where is the large red circle?"), as a lookup
+    does: the question then copies what was seen rather than recalling it. The audit runs only what
+    follows the block (:func:`~auditdm_eval.stages.auditor.strip_reasoning`)."""
+    found = _object_query(scene, rng)
+    if found is None:
+        return None
+    thing, query = found
+    return f"{REASONING_START} {thing.position}: {lookup_answer(scene, thing.position)} {REASONING_END} {query.text()}"
+
+
+def twin_looked_question(scene, rng: random.Random) -> str | None:
+    """:func:`looked_question`, whose look names every cell that holds the same thing ("<think> top left, top
+    center: large yellow circle </think> what color is the object in the top left?"): a thing that is not
+    alone can only be asked about by its cell, and the look says so before the question is written."""
+    found = _object_query(scene, rng)
+    if found is None:
+        return None
+    thing, query = found
+    seen = lookup_answer(scene, thing.position)
+    cells = [position for position in GRID if lookup_answer(scene, position) == seen]
+    return f"{REASONING_START} {', '.join(cells)}: {seen} {REASONING_END} {query.text()}"
 
 
 # what the auditor writes for its question prompt, by task; "answer" answers a typed question
-QUESTION_TASKS = {"question": typed_question, "answer": typed_question, "object_question": object_question}
+QUESTION_TASKS = {
+    "question": typed_question, "answer": typed_question, "object_question": object_question, "looked_question": looked_question,
+    "twin_looked_question": twin_looked_question,
+}
 
 
 def writing_example(scene, rng: random.Random, task: str) -> tuple[str, str] | None:
@@ -224,7 +292,7 @@ def writing_example(scene, rng: random.Random, task: str) -> tuple[str, str] | N
         return DESCRIBE, grid_description(scene)
     if task == "lookup":
         position = rng.choice(GRID)
-        return lookup(position), _parts(scene).get(position, "nothing")
+        return lookup(position), lookup_answer(scene, position)
     if task in QUESTION_TASKS:
         question = QUESTION_TASKS[task](scene, rng)
         if question is None:
@@ -374,8 +442,8 @@ def evaluate(path: Path, scenes: int = 64, pool_seed: int = 777) -> dict[str, fl
             right += got.get(position) == thing
     cells = [(image, scene, position) for image, scene in zip(images, pool) for position in GRID]
     found = model.generate([GenerationRequest((image,), lookup(position), "instruct", GenerationSettings(max_new_tokens=6)) for image, _, position in cells])
-    looked_up = sum(reply.strip() == _parts(scene).get(position, "nothing") for reply, (_, scene, position) in zip(found, cells))
-    questions = ask(prompts.question, 20, temperature=1.0)
+    looked_up = sum(reply.strip() == lookup_answer(scene, position) for reply, (_, scene, position) in zip(found, cells))
+    questions = [clean_auditor_text(q) for q in ask(prompts.question, QUESTION_TOKENS, temperature=1.0)]
 
     def valid(question: str, scene) -> bool:
         query = parse_question(question)
@@ -510,10 +578,14 @@ def build_in_child(out_dir: Path, settings: WarmStartSettings, progress: bool, b
         raise RuntimeError(f"building the world auditor into {out_dir} failed (exit {done.returncode}); its output is above")
 
 
-def settings_from_json(text: str) -> WarmStartSettings:
-    fields = json.loads(text)
+def settings_from_record(fields: dict[str, Any]) -> WarmStartSettings:
+    """Settings from their record (``asdict``, as ``warm_start.json`` keeps them; JSON makes the mixes lists)."""
     mixes = {name: tuple(tuple(task) for task in fields[name]) for name in ("vision_mix", "writing_mix")}
     return WarmStartSettings(**{**fields, **mixes})
+
+
+def settings_from_json(text: str) -> WarmStartSettings:
+    return settings_from_record(json.loads(text))
 
 
 def build_from_argv(argv: list[str]) -> None:
@@ -557,7 +629,7 @@ def built_settings(folder: Path) -> WarmStartSettings | None:
     record = folder / "warm_start.json"
     if not ((folder / COMPLETE).exists() and record.exists()):
         return None
-    return settings_from_json(json.dumps(json.loads(record.read_text())["settings"]))
+    return settings_from_record(json.loads(record.read_text())["settings"])
 
 
 def build_into(out: Path, settings: WarmStartSettings, root: str | Path) -> Path:
