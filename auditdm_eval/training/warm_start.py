@@ -102,13 +102,24 @@ class WarmStartSettings:
         return WARM_STARTS[self.start_from][0]
 
 
+def question_practice(start_from: str, task: str, writing_steps: int, seed: int) -> WarmStartSettings:
+    """A continuation of ``start_from`` whose writing phase gives half of its examples to the question task
+    ``task`` and keeps the other skills in practice (typed questions, answers, grids, lookups, captions, edits)."""
+    return WarmStartSettings(
+        start_from=start_from, vision_steps=0, writing_steps=writing_steps, learning_rate=1e-3, vision_learning_rate=1e-3,
+        writing_mix=(("describe", 0.1), ("lookup", 0.1), ("answer", 0.1), (task, 0.5), ("question", 0.1), ("caption", 0.05), ("edit", 0.05)),
+        seed=seed,
+    )
+
+
 # The registered warm-started auditors: model name -> (settings, description). The large one sees
 # better where measured (a named cell looked up 85% of the time against 57%; one build, the figure
 # moves with the machine: see build_environment) at about 3.4x the build time. The sighted one continues
 # the shipped default rather than starting afresh: a build from random weights was a lottery (one looked
 # cells up 93% of the time, a rebuild of the same settings 59% and described 17% of objects right), a
 # continuation keeps what the default learnt and practises lookups and questions (see the README). The
-# grounded one practises questions that name an object of the image, every question type alike.
+# grounded one practises questions that name an object of the image, every question type alike; the
+# looking ones write such a question after a reasoning block that reads the object's cell first.
 WARM_STARTS: dict[str, tuple[WarmStartSettings, str]] = {
     "world-auditor": (
         WarmStartSettings(),
@@ -127,42 +138,25 @@ WARM_STARTS: dict[str, tuple[WarmStartSettings, str]] = {
         "the default world auditor taught 2,000 steps more, half of them writing questions: it looks cells up far better (shipped with the package)",
     ),
     "world-auditor-grounded": (
-        WarmStartSettings(
-            start_from="world-auditor", vision_steps=0, writing_steps=6000, learning_rate=1e-3, vision_learning_rate=1e-3,
-            writing_mix=(
-                ("describe", 0.1), ("lookup", 0.1), ("answer", 0.1), ("object_question", 0.5), ("question", 0.1),
-                ("caption", 0.05), ("edit", 0.05),
-            ),
-            seed=5,
-        ),
+        question_practice("world-auditor", "object_question", writing_steps=6000, seed=5),
         (
             "the default world auditor taught 6,000 steps more, half of them writing questions that name an object in the image"
             " (every question type alike): GRPO from it varies its probes (shipped with the package)"
         ),
     ),
-    "world-auditor-looking-twins": (
-        WarmStartSettings(
-            start_from="world-auditor-looking", vision_steps=0, writing_steps=2000, learning_rate=1e-3, vision_learning_rate=1e-3,
-            writing_mix=(
-                ("describe", 0.1), ("lookup", 0.1), ("answer", 0.1), ("twin_looked_question", 0.5), ("question", 0.1),
-                ("caption", 0.05), ("edit", 0.05),
-            ),
-            seed=7,
-        ),
-        "the looking world auditor taught 2,000 steps more to name, as it looks, every cell holding the same thing",
-    ),
     "world-auditor-looking": (
-        WarmStartSettings(
-            start_from="world-auditor-grounded", vision_steps=0, writing_steps=3000, learning_rate=1e-3, vision_learning_rate=1e-3,
-            writing_mix=(
-                ("describe", 0.1), ("lookup", 0.1), ("answer", 0.1), ("looked_question", 0.5), ("question", 0.1),
-                ("caption", 0.05), ("edit", 0.05),
-            ),
-            seed=6,
-        ),
+        question_practice("world-auditor-grounded", "looked_question", writing_steps=3000, seed=6),
         (
             "the grounded world auditor taught 3,000 steps more to look at an object's cell before it asks about it"
-            ' ("<think> top left: large red circle </think> where is the large red circle?"; the audit runs the question)'
+            ' ("<think> top left: large red circle </think> where is the large red circle?"; the audit runs the question;'
+            " shipped with the package)"
+        ),
+    ),
+    "world-auditor-looking-twins": (
+        question_practice("world-auditor-looking", "twin_looked_question", writing_steps=2000, seed=7),
+        (
+            "the looking world auditor taught 2,000 steps more to name, as it looks, every cell holding the same thing:"
+            " GRPO from it meets 5x, variety and precision on every planted weakness (shipped with the package)"
         ),
     ),
 }
