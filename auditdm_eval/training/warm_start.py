@@ -251,23 +251,23 @@ def looked_question(scene, rng: random.Random) -> str | None:
     is there ("<think> top left: large red circle </think> where is the large red circle?"), as a lookup
     does: the question then copies what was seen rather than recalling it. The audit runs only what
     follows the block (:func:`~auditdm_eval.stages.auditor.strip_reasoning`)."""
-    found = _object_query(scene, rng)
-    if found is None:
-        return None
-    thing, query = found
-    return f"{REASONING_START} {thing.position}: {lookup_answer(scene, thing.position)} {REASONING_END} {query.text()}"
+    return _look_then_ask(scene, rng, every_twin=False)
 
 
 def twin_looked_question(scene, rng: random.Random) -> str | None:
     """:func:`looked_question`, whose look names every cell that holds the same thing ("<think> top left, top
     center: large yellow circle </think> what color is the object in the top left?"): a thing that is not
     alone can only be asked about by its cell, and the look says so before the question is written."""
+    return _look_then_ask(scene, rng, every_twin=True)
+
+
+def _look_then_ask(scene, rng: random.Random, every_twin: bool) -> str | None:
     found = _object_query(scene, rng)
     if found is None:
         return None
     thing, query = found
     seen = lookup_answer(scene, thing.position)
-    cells = [position for position in GRID if lookup_answer(scene, position) == seen]
+    cells = [position for position in GRID if lookup_answer(scene, position) == seen] if every_twin else [thing.position]
     return f"{REASONING_START} {', '.join(cells)}: {seen} {REASONING_END} {query.text()}"
 
 
