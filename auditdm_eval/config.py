@@ -300,3 +300,24 @@ WORLD_NOTICE = (
     "--auditor gemma3-4b --images <dir|hf:dataset>, or --preset paper-paligemma2."
 )
 PRESET_NOTICES: dict[str, str] = {"tiny": TINY_NOTICE, "world": WORLD_NOTICE}  # formatted with the run's AuditConfig fields
+# Said instead where a flag or config file replaced a preset model: the notices above name the preset's own.
+OWN_MODELS_NOTICE = (
+    "Running the {preset} preset with the models given: the target {target}, the references {references} "
+    "({agreement_rule}), the auditor {auditor}, writing {probes_per_image} probes per image and mode on {images}."
+)
+PRESET_MODEL_FIELDS = ("target", "references", "auditor")
+
+
+def preset_notice(config: AuditConfig) -> str | None:
+    """What the run about to start audits with, for a preset that has a notice; None for other runs."""
+    if config.preset not in PRESET_NOTICES:
+        return None
+    values = asdict(config)
+    preset = PRESETS[config.preset]
+    own = all(_same(values[name], preset[name]) for name in PRESET_MODEL_FIELDS if name in preset)
+    text = PRESET_NOTICES[config.preset] if own else OWN_MODELS_NOTICE
+    return text.format(**{**values, "references": ", ".join(values["references"])})
+
+
+def _same(value: Any, preset_value: Any) -> bool:
+    return list(value) == list(preset_value) if isinstance(preset_value, list) else value == preset_value

@@ -104,6 +104,24 @@ def test_models_lists_registered_names(auditdm_home):
     assert listed.returncode == 0 and "paligemma2-3b-448" in listed.stdout and "tiny-qwen2.5-vl" in listed.stdout
 
 
+@pytest.mark.parametrize(
+    "argv, says, never",
+    [
+        ([], ["No models given", "the world-auditor"], ["with the models given"]),
+        (["--preset", "world", "--target", "world-target-mirror"], ["the target world-target-mirror,", "the auditor world-auditor,"], ["No models given"]),
+        (["--preset", "world", "--auditor", "world-auditor-looking"], ["the auditor world-auditor-looking,", "world-oracle-noisy-a, world-oracle-noisy-b"], ["No models given"]),
+        (["--preset", "tiny", "--ensemble", "tiny-gemma3-seed2"], ["the references tiny-gemma3-seed2 (unanimous)"], ["TINY RANDOM"]),
+    ],
+)
+def test_the_opening_message_names_the_models_the_run_audits_with(auditdm_home, argv, says, never):
+    """A preset's own description only while its models run; a model given in their place is named instead."""
+    from auditdm_eval.cli.audit import parse
+    from auditdm_eval.config import preset_notice
+
+    notice = preset_notice(parse(argv)[0])
+    assert all(text in notice for text in says) and not any(text in notice for text in never), notice
+
+
 def audit_args(image_folder, out, *extra):
     return ["audit", "--target", "tiny-paligemma2", "--ensemble", "tiny-gemma3-seed1", "--auditor", "tiny-gemma3",
             "--images", str(image_folder), "--out", str(out), "--no-progress", *extra]

@@ -7,9 +7,7 @@ then the YAML file, then the flags. With no model given at all, the embedded def
 
 from __future__ import annotations
 
-import dataclasses
-
-from ..config import DEFAULT_PRESET, PRESET_NOTICES, PRESETS, AuditConfig, preset_in
+from ..config import DEFAULT_PRESET, PRESETS, AuditConfig, preset_in, preset_notice
 from ..engines import EngineConfig
 from ..parsing import DescriptionAndDefaultsFormatter, build, make_layered_parser
 from ._help import HELP
@@ -46,8 +44,8 @@ def main(argv: list[str]) -> int:
 
     config.check_ready()
     console = Console(stderr=True, soft_wrap=True)
-    if config.preset in PRESET_NOTICES:
-        notice = PRESET_NOTICES[config.preset].format(**{f.name: getattr(config, f.name) for f in dataclasses.fields(config)})
+    notice = preset_notice(config)
+    if notice is not None:
         console.print(f"[bold yellow]{notice}[/]")
     result = run_audit(config, engine.engine, engine.arguments())
     print_summary(result, console)
