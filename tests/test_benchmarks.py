@@ -109,3 +109,31 @@ def test_the_training_benchmark_lets_its_auditor_write_as_long_as_it_was_trained
     assert bench.trained_length(recipe, ["--max_steps", "1500"]) == 24
     assert bench.trained_length(recipe, ["--max_steps", "10", "--max_completion_length", "48"]) == 48
     assert bench.trained_length(recipe, ["--max_completion_length=40"]) == 40
+
+
+def test_the_twin_look_benchmark_counts_every_thing_held_twice_and_reads_the_cells_a_look_names(auditdm_home, tmp_path):
+    """``benchmarks/twin_looks.py``: each thing a held-out pool holds twice is tried once, lone things up to
+    the limit; the looking start, taught to name the one cell it looks at, names lone things alone."""
+    import importlib
+
+    from auditdm_eval.world import describe, sample_scene
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        twin_looks = importlib.import_module("twin_looks")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert twin_looks.named_cells("top left", ", bottom center: large red circle </think>") == ["top left", "bottom center"]
+    assert twin_looks.named_cells("top left", ": large red circle </think> where") == ["top left"]
+    report_path = tmp_path / "twins.json"
+    command = [sys.executable, "benchmarks/twin_looks.py", "world-auditor-looking", "--scenes", "40", "--lone-limit", "15",
+               "--json", str(report_path)]
+    run = subprocess.run(command, cwd=ROOT, env=os.environ, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr[-2000:]
+    found = json.loads(report_path.read_text())["auditors"]["world-auditor-looking"]
+    held_twice = 0
+    for index in range(40):  # a thing is what a description calls it: "large red circle", "red clock showing 3"
+        things = [part.rsplit(" in the ", 1)[0].removeprefix("a ").removeprefix("an ") for part in describe(sample_scene(7, index)).split(", ") if part]
+        held_twice += len({thing for thing in things if things.count(thing) > 1})
+    assert found["twins"] == held_twice > 0 and found["lone"] == 15
+    assert found["share_of_lone_named_alone"] > 0.8, "the looking start names the one cell it looks at"
