@@ -8,8 +8,9 @@ compared with the cells that hold that thing. Two figures: things held more than
 is named (the twin noticed), and things held once named alone (no twin invented). A look that names the
 second cell no more often for a twin than for a lone thing does not see twins.
 
-    python benchmarks/twin_looks.py world-auditor-looking-twins world-auditor-twin-aware \
+    python benchmarks/twin_looks.py world-auditor-looking world-auditor-looking-twins \
         --json benchmarks/results/twin-looks.json
+    python benchmarks/twin_looks.py outputs/auditor-world/checkpoint-1500   # a GRPO checkpoint
 """
 
 from __future__ import annotations
@@ -40,16 +41,14 @@ def named_cells(first: str, continuation: str) -> list[str]:
     return [first] + [cell.strip() for cell in listed.split(",") if cell.strip()]
 
 
-def measure(auditor: str, scenes: int, pool_seed: int, lone_limit: int) -> dict:
+def measure(path: str, scenes: int, pool_seed: int, lone_limit: int) -> dict:
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from auditdm_eval.prompts import PROMPT_VARIANTS
     from auditdm_eval.stages.auditor import REASONING_START
     from auditdm_eval.world import draw, sample_scene
-    from model_adapters import resolve
 
-    path = resolve(auditor)[0]
     model = AutoModelForImageTextToText.from_pretrained(path).eval()
     processor = AutoProcessor.from_pretrained(path)
     messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT_VARIANTS.build("auditdm").question}]}]
@@ -82,9 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lone-limit", type=int, default=200, help="things held once to try, at most")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
+    import auditdm_eval  # noqa: F401  (registers the world's model names)
+    from model_adapters import UnknownModelError, resolve
+
+    try:
+        paths = {auditor: resolve(auditor)[0] for auditor in args.auditors}
+    except UnknownModelError as error:
+        print(error, file=sys.stderr)
+        return 1
     results = {"machine": machine(), "scenes": args.scenes, "pool_seed": args.pool_seed, "auditors": {}}
-    for auditor in args.auditors:
-        found = results["auditors"][auditor] = measure(auditor, args.scenes, args.pool_seed, args.lone_limit)
+    for auditor, path in paths.items():
+        found = results["auditors"][auditor] = measure(path, args.scenes, args.pool_seed, args.lone_limit)
         print(f"{auditor}: twins named in full {found['twins_named_in_full']}/{found['twins']}, "
               f"lone things named alone {found['lone_named_alone']}/{found['lone']}")
     if args.json:

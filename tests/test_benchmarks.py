@@ -137,3 +137,6 @@ def test_the_twin_look_benchmark_counts_every_thing_held_twice_and_reads_the_cel
         held_twice += len({thing for thing in things if things.count(thing) > 1})
     assert found["twins"] == held_twice > 0 and found["lone"] == 15
     assert found["share_of_lone_named_alone"] > 0.8, "the looking start names the one cell it looks at"
+    unknown = subprocess.run([sys.executable, "benchmarks/twin_looks.py", "no-such-model"], cwd=ROOT, env=os.environ,
+                             capture_output=True, text=True, check=False)
+    assert unknown.returncode == 1 and "unknown model 'no-such-model'" in unknown.stderr and "Traceback" not in unknown.stderr
