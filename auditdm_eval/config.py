@@ -314,10 +314,6 @@ def preset_notice(config: AuditConfig) -> str | None:
         return None
     values = asdict(config)
     preset = PRESETS[config.preset]
-    own = all(_same(values[name], preset[name]) for name in PRESET_MODEL_FIELDS if name in preset)
+    own = all(values[name] == preset[name] for name in PRESET_MODEL_FIELDS if name in preset)
     text = PRESET_NOTICES[config.preset] if own else OWN_MODELS_NOTICE
     return text.format(**{**values, "references": ", ".join(values["references"])})
-
-
-def _same(value: Any, preset_value: Any) -> bool:
-    return list(value) == list(preset_value) if isinstance(preset_value, list) else value == preset_value

@@ -25,14 +25,9 @@ from common import machine  # a sibling module: this folder is on sys.path when 
 
 def things_by_cells(scene) -> dict[str, list[str]]:
     """What the scene holds -> every cell holding it, in reading order."""
-    from auditdm_eval.training.warm_start import GRID, lookup_answer
+    from auditdm_eval.training.warm_start import GRID, cells_holding, lookup_answer
 
-    found: dict[str, list[str]] = {}
-    for cell in GRID:
-        thing = lookup_answer(scene, cell)
-        if thing != "nothing":
-            found.setdefault(thing, []).append(cell)
-    return found
+    return {lookup_answer(scene, cell): cells_holding(scene, cell) for cell in GRID if lookup_answer(scene, cell) != "nothing"}
 
 
 def named_cells(first: str, continuation: str) -> list[str]:

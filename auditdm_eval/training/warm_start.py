@@ -261,14 +261,19 @@ def twin_looked_question(scene, rng: random.Random) -> str | None:
     return _look_then_ask(scene, rng, every_twin=True)
 
 
+def cells_holding(scene, position: str) -> list[str]:
+    """Every cell, in reading order, that holds what ``position`` holds (as :func:`lookup_answer` says it)."""
+    seen = lookup_answer(scene, position)
+    return [cell for cell in GRID if lookup_answer(scene, cell) == seen]
+
+
 def _look_then_ask(scene, rng: random.Random, every_twin: bool) -> str | None:
     found = _object_query(scene, rng)
     if found is None:
         return None
     thing, query = found
-    seen = lookup_answer(scene, thing.position)
-    cells = [position for position in GRID if lookup_answer(scene, position) == seen] if every_twin else [thing.position]
-    return f"{REASONING_START} {', '.join(cells)}: {seen} {REASONING_END} {query.text()}"
+    cells = cells_holding(scene, thing.position) if every_twin else [thing.position]
+    return f"{REASONING_START} {', '.join(cells)}: {lookup_answer(scene, thing.position)} {REASONING_END} {query.text()}"
 
 
 # what the auditor writes for its question prompt, by task; "answer" answers a typed question
