@@ -198,7 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weaknesses", nargs="+", default=["redgreen", "mirror", "undercount"])
     parser.add_argument("--pool", default="world:300:7", help="the held-out pool (the recipe trains on world:4000:1)")
-    parser.add_argument("--auditor", default="world-auditor", help="the warm-started auditor to train (a model name)")
+    parser.add_argument("--auditor", help="the warm-started auditor to train (a model name; default: the recipe's)")
     parser.add_argument("--work", type=Path, help="default: outputs/auditor-training-benchmark/<the --json file's stem>")
     parser.add_argument("--json", type=Path, help="default: benchmarks/results/auditor-training-<auditor minus 'auditor'>.json")
     parser.add_argument("--recipe", type=Path, default=RECIPE, help="the train-auditor config (its max_completion_length, "
@@ -213,12 +213,13 @@ def main() -> None:
     args = parser.parse_args()
     if not args.sampling_temperature > 0:
         parser.error(f"--sampling-temperature must be above 0 (got {args.sampling_temperature})")
+    recipe = yaml.safe_load(args.recipe.read_text())
+    args.auditor = args.auditor or recipe["auditor"]
     name = Path(args.auditor).name  # a registered name or a local checkpoint's folder
     args.json = args.json or Path(__file__).parent / "results" / f"auditor-training-{name.replace('-auditor', '')}.json"
     stem = args.json.stem  # the charts, and the work folder (another --json never reuses this one's trained auditors)
     args.work = args.work or Path("outputs/auditor-training-benchmark") / stem
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    recipe = yaml.safe_load(args.recipe.read_text())
     tokens = trained_length(recipe, args.train_args)  # the auditor writes as long texts as it was trained to
     results = {
         "machine": machine(), "auditor": args.auditor, "warm_start": warm_start_record(args.auditor), "pool": args.pool,

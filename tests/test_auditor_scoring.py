@@ -534,3 +534,30 @@ def test_a_short_build_trains_validates_and_records_what_it_was_built_with(tmp_p
     model = TransformersVLM(str(tmp_path / "ws"))
     request = GenerationRequest((draw(sample_scene(5, 0)),), warm_start.DESCRIBE, "instruct", GenerationSettings(max_new_tokens=4))
     assert isinstance(model.generate([request])[0], str)
+
+
+def test_the_world_recipe_gives_its_auditor_room_to_look_and_then_ask(auditdm_home):
+    """``auditor_world.yaml`` trains the twin-looking warm start, whose questions follow a reasoning block:
+    at the recipe's completion length its greedy texts end in a question the world understands; cut to the
+    24 tokens a plain question needs, the block leaves room for a question's first word and no more."""
+    import yaml
+
+    import auditdm_eval  # noqa: F401  (registers the world's model names)
+    from auditdm_eval.prompts import PROMPT_VARIANTS
+    from auditdm_eval.stages.auditor import clean_auditor_text
+    from auditdm_eval.world import parse_question
+    from model_adapters import GenerationRequest, TransformersVLM, resolve
+
+    recipe = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "configs" / "auditor_world.yaml").read_text())
+    assert recipe["auditor"] == "world-auditor-looking-twins"
+    model = TransformersVLM(resolve(recipe["auditor"])[0], batch_size=16)
+    images = [draw(sample_scene(7, i)) for i in range(16)]
+
+    def questions(tokens: int) -> list[str]:
+        settings = GenerationSettings(max_new_tokens=tokens)
+        requests = [GenerationRequest((image,), PROMPT_VARIANTS.build("auditdm").question, "instruct", settings) for image in images]
+        return [clean_auditor_text(text) for text in model.generate(requests)]
+
+    understood = sum(parse_question(q) is not None for q in questions(recipe["max_completion_length"]))
+    assert understood >= 12, understood
+    assert not any(parse_question(q) for q in questions(24))
