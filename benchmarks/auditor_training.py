@@ -213,8 +213,12 @@ def main() -> None:
     args = parser.parse_args()
     if not args.sampling_temperature > 0:
         parser.error(f"--sampling-temperature must be above 0 (got {args.sampling_temperature})")
-    recipe = yaml.safe_load(args.recipe.read_text())
-    args.auditor = args.auditor or recipe["auditor"]
+    if not args.recipe.is_file():
+        parser.error(f"--recipe {args.recipe}: no such file; pass a train-auditor config such as {RECIPE}")
+    recipe = yaml.safe_load(args.recipe.read_text()) or {}
+    args.auditor = args.auditor or recipe.get("auditor")
+    if not args.auditor:
+        parser.error(f"--recipe {args.recipe} names no auditor: add 'auditor: <warm start>' to it or pass --auditor")
     name = Path(args.auditor).name  # a registered name or a local checkpoint's folder
     args.json = args.json or Path(__file__).parent / "results" / f"auditor-training-{name.replace('-auditor', '')}.json"
     stem = args.json.stem  # the charts, and the work folder (another --json never reuses this one's trained auditors)

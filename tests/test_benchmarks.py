@@ -111,6 +111,18 @@ def test_the_training_benchmark_lets_its_auditor_write_as_long_as_it_was_trained
     assert bench.trained_length(recipe, ["--max_completion_length=40"]) == 40
 
 
+def test_the_training_benchmark_refuses_a_recipe_it_cannot_train_before_training_anything(tmp_path):
+    """With no --auditor the benchmark trains the recipe's: a recipe that names none, or no recipe at all,
+    exits 2 with the fix before any folder is made."""
+    nameless = tmp_path / "nameless.yaml"
+    nameless.write_text("target: world-target-mirror\nmax_completion_length: 24\n")
+    for recipe, message in ((nameless, "names no auditor"), (tmp_path / "missing.yaml", "no such file")):
+        run = subprocess.run([sys.executable, "benchmarks/auditor_training.py", "--recipe", str(recipe), "--work", str(tmp_path / "work")],
+                             cwd=ROOT, env=os.environ, capture_output=True, text=True, check=False)
+        assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr, run.stderr[-1000:]
+    assert not (tmp_path / "work").exists()
+
+
 def test_the_twin_look_benchmark_counts_every_thing_held_twice_and_reads_the_cells_a_look_names(auditdm_home, tmp_path):
     """``benchmarks/twin_looks.py``: each thing a held-out pool holds twice is tried once, lone things up to
     the limit; the looking start, taught to name the one cell it looks at, names lone things alone."""
