@@ -13,7 +13,7 @@ Reported per step: its seconds, the reward's share of them (the audit's stages),
 ``step_time`` and the GPU's peak memory; per model its build (0 when on disk) and disk size. The
 JSON is written after every step, so a run stopped at its time limit keeps what it measured.
 ``--torch-log-probs`` and ``--detect-anomaly`` diagnose a gradient that is not finite (README, "GRPO at
-real sizes").
+real sizes"); ``--diagnose`` runs both and more on the first step's own loss, in one run.
 
     python benchmarks/real_size_grpo.py --json benchmarks/results/real-size-grpo-h200-lora.json
     python benchmarks/real_size_grpo.py --config recipes/configs/auditor_gemma3_4b.yaml --steps 2 \\
@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 from common import machine, make_images  # a sibling module: this folder is on sys.path when a script here runs
+from gradient_diagnosis import VARIANTS, diagnosis_callback
 from real_size import build, synchronize
 
 from auditdm_eval.reward import AuditReward
@@ -125,11 +126,22 @@ def main() -> None:
         help="score completions with trl's torch ops instead of its Triton kernels (a diagnosis; the CPU path)",
     )
     parser.add_argument("--detect-anomaly", action="store_true", help="torch.autograd.detect_anomaly(): name the op that made a NaN")
+    parser.add_argument(
+        "--diagnose", nargs="*", choices=list(VARIANTS), metavar="VARIANT",
+        help="recompute the first step's loss and gradient under these variants (all when none is named: "
+        f"{', '.join(VARIANTS)}; gradient_diagnosis.py), record where a gradient is not finite, and stop",
+    )
+    parser.add_argument(
+        "--random-advantages", action="store_true",
+        help="with --diagnose: standard-normal advantages in place of the step's, so the gradient is not zero when rewards tie",
+    )
     parser.add_argument("train_args", nargs=argparse.REMAINDER, help="more train-auditor flags, after --")
     args = parser.parse_args()
     for flag in ("steps", "batch", "generations", "images", "completion_tokens", "answer_tokens"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be 1 or more (got {getattr(args, flag)})")
+    if args.random_advantages and args.diagnose is None:
+        parser.error("--random-advantages changes only what --diagnose recomputes; add --diagnose")
     if args.batch % args.generations:
         parser.error(f"--batch {args.batch} must be a multiple of --generations {args.generations}")
     try:
@@ -193,6 +205,9 @@ def run(args: argparse.Namespace) -> None:
         trainer = build_trainer(training)
         report["trainer_build_seconds"] = round(time.perf_counter() - start, 1)
         trainer.add_callback(step_timer(clock, steps, save))
+        if args.diagnose is not None:  # first: the finite-gradient guard would stop the step before it is diagnosed
+            diagnosis = diagnosis_callback(trainer, report, save, args.diagnose, args.random_advantages)
+            trainer.callback_handler.callbacks.insert(0, diagnosis)
         if args.torch_log_probs:
             import trl.kernels.chunked_logprob as kernels
             import trl.trainer.utils as trl_utils

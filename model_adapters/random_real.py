@@ -100,6 +100,9 @@ REAL_ARCHITECTURES: dict[str, RealArchitecture] = {
 }
 
 
+BUILD_REVISION = "r2"  # r2: prompt tokens' embeddings and Gemma3's image projection drawn, not zero; r1 builds are not reused
+
+
 @contextmanager
 def default_dtype(dtype: torch.dtype) -> Iterator[None]:
     """Parameters created inside are ``dtype`` from the start: a 7B model never exists in float32."""
@@ -126,8 +129,35 @@ def parts(name: str, seed: int = 0, device: str = "cpu", dtype: torch.dtype | No
         return VLM_FAMILIES[architecture.family](architecture.sizes, seed, device=device)
 
 
+def prompt_token_ids(tokenizer) -> list[int]:
+    """The ids a prompt is built from besides words: special and added tokens (``<bos>``, turn markers), but
+    padding, which attention masks out (its row stays the architecture's, zero where it names a padding index)."""
+    return sorted((set(tokenizer.all_special_ids) | set(tokenizer.get_added_vocab().values())) - {tokenizer.pad_token_id})
+
+
+def fill_zero_matrices(model: torch.nn.Module, std: float, seed: int) -> list[str]:
+    """Draw every weight matrix that the architecture's initialisation left all zero (Gemma3's image projection)."""
+    import torch
+
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    filled = []
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if parameter.dim() == 2 and not bool(parameter.any()):
+                drawn = torch.randn(parameter.shape, generator=generator) * std
+                parameter.copy_(drawn.to(parameter.device, parameter.dtype))
+                filled.append(name)
+    return filled
+
+
 def build_random_real(name: str, out_dir: str | Path, seed: int = 0) -> Path:
-    """Build the random ``name`` on the GPU when there is one (bfloat16) and save it to ``out_dir``."""
+    """Build the random ``name`` on the GPU when there is one (bfloat16) and save it to ``out_dir``.
+
+    Unlike the tiny models, every row a prompt reads is drawn, not zeroed: a token whose embedding is
+    zero at position 0 (``<bos>``, attending only to itself) keeps a hidden state of exactly zero
+    through every layer, and each RMS norm then multiplies the gradient reaching it by 1/sqrt(eps),
+    1,000 for Gemma3; over 34 layers that overflows float32 and bfloat16 alike and the first GRPO step's
+    gradient was NaN (README, "GRPO at real sizes")."""
     import torch
 
     from .tiny import _save_vlm
@@ -135,8 +165,10 @@ def build_random_real(name: str, out_dir: str | Path, seed: int = 0) -> Path:
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, processor, eos_ids = parts(name, seed, device)
+    fill_zero_matrices(model, model.config.get_text_config().initializer_range, seed)
     # answers end only at the image placeholder, which no adapter generates: fixed lengths
-    path = _save_vlm(model.eval(), processor, eos_ids, out_dir, answer_ends=placeholder_token_ids(model.config))
+    path = _save_vlm(model.eval(), processor, eos_ids, out_dir, answer_ends=placeholder_token_ids(model.config),
+                     keep_rows=prompt_token_ids(processor.tokenizer))
     del model
     if device == "cuda":
         torch.cuda.empty_cache()
@@ -144,8 +176,8 @@ def build_random_real(name: str, out_dir: str | Path, seed: int = 0) -> Path:
 
 
 def ensure_random_real(name: str, root: str | Path, seed: int = 0) -> Path:
-    """Build the random ``name`` into ``root/random-{name}-seed{seed}`` once."""
+    """Build the random ``name`` into ``root/random-{name}-seed{seed}-{BUILD_REVISION}`` once."""
     from .tiny import build_once
 
-    target = Path(root) / f"random-{name}-seed{seed}"
+    target = Path(root) / f"random-{name}-seed{seed}-{BUILD_REVISION}"
     return build_once(target, lambda staging: build_random_real(name, staging, seed), "model_adapters.random_real")

@@ -163,23 +163,26 @@ def _text_config(sizes: Sizes, tokenizer, eos_ids: list[int]) -> dict:
     }
 
 
-def _speak_words(model, tokenizer) -> None:
+def _speak_words(model, tokenizer, also_keep: list[int] | tuple[int, ...] = ()) -> None:
     """Zero the embedding rows of every token that is not a whole word (the vocabulary beyond the
     tokenizer's too), so that greedy decoding of the random model (whose word logits are random, the
-    rest 0) reads as words."""
+    rest 0) reads as words; the rows of ``also_keep`` stay as they are."""
     words = [i for piece, i in tokenizer.get_vocab().items() if piece.startswith(WORD_START) and piece[1:].isalpha()]
     rows = model.get_input_embeddings().weight.shape[0]
     keep = torch.zeros(rows, dtype=torch.bool, device=model.get_input_embeddings().weight.device)
     keep[words] = True
+    keep[list(also_keep)] = True
     with torch.no_grad():
         for embedding in (model.get_input_embeddings(), model.get_output_embeddings()):
             embedding.weight[~keep] = 0.0
 
 
-def _save_vlm(model, processor, eos_ids: list[int], out_dir: str | Path, answer_ends: list[int] | None = None) -> Path:
-    """Save model and processor with pad and the ids that end an answer (default: ``eos_ids``) in the generation config."""
+def _save_vlm(model, processor, eos_ids: list[int], out_dir: str | Path, answer_ends: list[int] | None = None,
+              keep_rows: list[int] | tuple[int, ...] = ()) -> Path:
+    """Save model and processor with pad and the ids that end an answer (default: ``eos_ids``) in the generation config;
+    embedding rows are zeroed as :func:`_speak_words` says, but for ``keep_rows``."""
     out_dir = Path(out_dir)
-    _speak_words(model, processor.tokenizer)
+    _speak_words(model, processor.tokenizer, keep_rows)
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     model.generation_config.eos_token_id = answer_ends or eos_ids
     model.save_pretrained(out_dir)

@@ -205,6 +205,30 @@ def test_random_real_checkpoints_write_exactly_max_new_tokens(tmp_path, monkeypa
     assert fixed.generate(requests(3)) and fixed.suppressed_tokens == fixed.model.generation_config.eos_token_id
 
 
+@pytest.mark.parametrize("family", ["gemma3", "paligemma2", "qwen2.5-vl"])
+def test_random_real_checkpoints_carry_every_prompt_position_through_every_layer(tmp_path, monkeypatch, family):
+    """A prompt token whose embedding is zero at position 0 (``<bos>``, ``<|im_start|>``: they attend only to
+    themselves) keeps a hidden state of exactly zero through every layer, and every RMS norm then multiplies
+    the gradient reaching it by 1/sqrt(eps): over Gemma3-4B's 34 layers the first GRPO step's gradient
+    overflowed to NaN. The ``random-*`` builds draw every row a prompt reads, and no weight matrix is all zero."""
+    import torch
+
+    from model_adapters import random_real, tiny
+
+    small = random_real.RealArchitecture("org/small", family, tiny.TINY_SIZES[family], 0)
+    monkeypatch.setitem(random_real.REAL_ARCHITECTURES, "small", small)
+    adapter = TransformersVLM(str(random_real.ensure_random_real("small", tmp_path)))
+    embeddings = adapter.model.get_input_embeddings().weight
+    assert all(bool(embeddings[i].any()) for i in random_real.prompt_token_ids(adapter.processor.tokenizer))
+    assert not [name for name, p in adapter.model.named_parameters() if p.dim() == 2 and not bool(p.any())]
+    inputs = adapter.processor(**adapter.prompt_format.processor_inputs(adapter.processor, requests()))
+    with torch.no_grad():
+        hidden_states = adapter.model(**inputs, output_hidden_states=True).hidden_states
+    attended = inputs["attention_mask"].bool()
+    for layer, hidden in enumerate(hidden_states[1:], start=1):
+        assert bool((hidden.float().pow(2).sum(-1)[attended] > 0).all()), f"layer {layer} holds a zero row"
+
+
 @pytest.mark.parametrize("name", FAMILIES)
 def test_images_are_processed_on_the_models_device(adapters, name):
     """AutoProcessor loads each family's torchvision image processor, so the adapter asks for the pixels

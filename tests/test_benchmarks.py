@@ -68,12 +68,76 @@ def test_real_size_grpo_benchmark_times_each_step_of_the_real_trainer(tiny_paths
     for step in report["steps"]:
         assert step["reward_calls"] == 1 and 0 < step["reward_seconds"] < step["seconds"]
         assert step["completion_length"] == 5 and math.isfinite(step["grad_norm"])
+    diagnosed = subprocess.run(command[:-1] + [str(tmp_path / "diagnosis.json"), "--diagnose", "--random-advantages"], cwd=ROOT,
+                               env=os.environ, capture_output=True, text=True, check=False)
+    assert diagnosed.returncode == 0, diagnosed.stderr[-2000:]
+    diagnosis_report = json.loads((tmp_path / "diagnosis.json").read_text())
+    assert [step["step"] for step in diagnosis_report["steps"]] == [1]  # diagnosed, then stopped
+    diagnosis = diagnosis_report["diagnosis"]
+    for variant in ("as_trained", "torch_log_probs", "sdpa_math", "anomaly", "no_gradient_checkpointing", "traced"):
+        assert diagnosis[variant]["non_finite"] == 0 and diagnosis[variant]["parameters_with_gradient"] > 0, variant
+    assert diagnosis["inputs"]["advantages"]["nonzero"] == 4 and diagnosis["as_trained"]["norm_of_the_finite"] > 0
+    assert diagnosis["layers"] and all(layer["smallest_row_rms"] >= 0 for layer in diagnosis["layers"].values())
+    assert all(layer["gradient_finite"] for layer in diagnosis["layers"].values() if "gradient_finite" in layer)
+    lone = subprocess.run([sys.executable, "benchmarks/real_size_grpo.py", "--random-advantages"], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+    assert lone.returncode == 2 and "add --diagnose" in lone.stderr
     bad = subprocess.run([sys.executable, "benchmarks/real_size_grpo.py", "--batch", "6", "--generations", "4"],
                          cwd=ROOT, capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "must be a multiple of --generations 4" in bad.stderr
     refused = subprocess.run(command[:-2] + ["--", "--dtype", "bogus"], cwd=ROOT, env=os.environ, capture_output=True, text=True,
                              check=False)
     assert refused.returncode == 2 and "--dtype must be one of auto" in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_the_gradient_diagnosis_finds_where_a_nan_gradient_begins(monkeypatch):
+    """``benchmarks/gradient_diagnosis.py`` recomputes a step's loss: it names the backward function that first
+    returns NaN, the parameters it poisons, and the layer whose incoming gradient turns non-finite."""
+    import importlib
+
+    import torch
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    diagnose = importlib.import_module("gradient_diagnosis")
+
+    class ToyDecoderLayer(torch.nn.Module):
+        def __init__(self, root: bool) -> None:
+            super().__init__()
+            self.proj, self.root = torch.nn.Linear(3, 3), root
+
+        def forward(self, x):
+            y = self.proj(x)
+            return (y * 0).sqrt() + y if self.root else y  # sqrt's infinite slope at 0, times 0: NaN going back
+
+    class Toy(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = torch.nn.ModuleList([ToyDecoderLayer(False), ToyDecoderLayer(True), ToyDecoderLayer(False)])
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    class Trainer:
+        def compute_loss(self, model, inputs, num_items_in_batch=None):
+            return model(inputs["x"]).sum()
+
+    torch.manual_seed(0)
+    model, trainer = Toy(), Trainer()
+    capture = diagnose.LossCapture(trainer)
+    trainer.compute_loss(model, {"x": torch.randn(2, 3)}, num_items_in_batch=None)
+    as_trained = diagnose.run_variant(capture, model, diagnose.unchanged)
+    assert as_trained["non_finite"] == 4 and as_trained["parameters_with_gradient"] == 6  # layers 0 and 1; 2 is finite
+    assert as_trained["non_finite_by_module"] == {"layers.N.proj.weight": 2, "layers.N.proj.bias": 2}
+    anomaly = diagnose.run_variant(capture, model, lambda: torch.autograd.detect_anomaly(check_nan=True))
+    assert "MulBackward0" in anomaly["error"] and "y * 0" in anomaly["forward_trace"]
+    trace: dict = {}
+    diagnose.run_variant(capture, model, lambda: diagnose.layer_trace(model, trace))
+    finite = {name: layer["gradient_finite"] for name, layer in trace.items()}
+    assert finite == {"layers.0": False, "layers.1": True, "layers.2": True}
+    assert trace["layers.0"]["gradient_nan"] == 6 and trace["layers.2"]["forward_finite"]
+    assert diagnose.masked_rows(torch.tensor([[True, False], [False, False]]))["rows_all_blocked"] == 1
 
 
 def test_supervised_probe_teaches_the_exposing_questions_and_scores_them_on_held_out_scenes(world_auditor, tmp_path):

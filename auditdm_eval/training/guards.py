@@ -4,7 +4,8 @@ A NaN gradient poisons every weight it touches, even at a learning rate of 0 (Ad
 ``0 * NaN``), and the Trainer applies it regardless: the next step's sampling then fails inside a CUDA
 kernel ("probability tensor contains either inf, nan or element < 0"), far from the cause, and a
 checkpoint saved in between holds NaN weights. Measured on the H200 at real sizes with random weights
-(``benchmarks/results/real-size-grpo-h200-*.json``). The guard checks the gradient's norm once per
+(``benchmarks/results/real-size-grpo-h200-*.json``); the cause there was the random builds' zero ``<bos>``
+embedding, since fixed (README, "GRPO at real sizes"). The guard checks the gradient's norm once per
 optimizer step (one reduction, one sync) and raises :class:`NonFiniteGradient` instead. ``train-auditor``
 and the rectification recipes (``auditdm_eval.rectify.train``) both install it.
 """
