@@ -204,7 +204,7 @@ def run_variant(capture: LossCapture, model: torch.nn.Module, context: Callable[
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            with context():
+            with torch.enable_grad(), context():  # a harness import may have switched autograd off process-wide
                 loss = capture.recompute()
                 result["loss"] = float(loss.detach())
                 loss.backward()

@@ -127,7 +127,8 @@ def test_the_gradient_diagnosis_finds_where_a_nan_gradient_begins(monkeypatch):
     model, trainer = Toy(), Trainer()
     capture = diagnose.LossCapture(trainer)
     trainer.compute_loss(model, {"x": torch.randn(2, 3)}, num_items_in_batch=None)
-    as_trained = diagnose.run_variant(capture, model, diagnose.unchanged)
+    with torch.no_grad():  # as a harness import leaves autograd (vlmeval switches it off process-wide)
+        as_trained = diagnose.run_variant(capture, model, diagnose.unchanged)
     assert as_trained["non_finite"] == 4 and as_trained["parameters_with_gradient"] == 6  # layers 0 and 1; 2 is finite
     assert as_trained["non_finite_by_module"] == {"layers.N.proj.weight": 2, "layers.N.proj.bias": 2}
     anomaly = diagnose.run_variant(capture, model, lambda: torch.autograd.detect_anomaly(check_nan=True))
