@@ -15,7 +15,8 @@ done) and, before the optimizer runs, recomputes that loss and its gradient unde
   that first returned NaN and the forward line that made it;
 - ``no_gradient_checkpointing``: activations kept instead of recomputed in the backward;
 - ``traced``: nothing changed, and per language-model layer, attention and MLP the forward output's
-  size, the gradient reaching it, and the attention mask's fully blocked rows (``layers``).
+  size and its smallest row (and where), the largest gradient reaching it (and where), and the
+  attention mask's fully blocked rows (``layers``).
 
 Then it drops every gradient (the optimizer applies nothing) and stops the run.
 """
@@ -42,13 +43,13 @@ def module_group(parameter_name: str) -> str:
 
 def gradient_summary(model: torch.nn.Module) -> dict[str, Any]:
     named = [(name, p.grad) for name, p in model.named_parameters() if p.grad is not None]
-    bad = [name for name, grad in named if not bool(torch.isfinite(grad).all())]
-    finite_norms = [grad.float().norm() for name, grad in named if name not in set(bad)]
+    bad = {name for name, grad in named if not bool(torch.isfinite(grad).all())}
+    finite_norms = [grad.float().norm() for name, grad in named if name not in bad]
     return {
         "parameters_with_gradient": len(named),
         "non_finite": len(bad),
-        "non_finite_by_module": dict(Counter(module_group(name) for name in bad).most_common(40)),
-        "finite_by_module": dict(Counter(module_group(name) for name, _ in named if name not in set(bad)).most_common(12)),
+        "non_finite_by_module": dict(Counter(module_group(name) for name, _ in named if name in bad).most_common(40)),
+        "finite_by_module": dict(Counter(module_group(name) for name, _ in named if name not in bad).most_common(12)),
         "norm_of_the_finite": round(float(torch.stack(finite_norms).norm()), 6) if finite_norms else None,
     }
 
