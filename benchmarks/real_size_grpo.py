@@ -25,6 +25,7 @@ real sizes"); ``--diagnose`` runs both and more on the first step's own loss, in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import tempfile
@@ -34,7 +35,7 @@ from typing import Any
 
 import torch
 from common import machine, make_images  # a sibling module: this folder is on sys.path when a script here runs
-from gradient_diagnosis import VARIANTS, diagnosis_callback
+from gradient_diagnosis import VARIANTS, diagnosis_callback, torch_log_probs
 from real_size import build, synchronize
 
 from auditdm_eval.reward import AuditReward
@@ -208,16 +209,10 @@ def run(args: argparse.Namespace) -> None:
         if args.diagnose is not None:  # first: the finite-gradient guard would stop the step before it is diagnosed
             diagnosis = diagnosis_callback(trainer, report, save, args.diagnose, args.random_advantages)
             trainer.callback_handler.callbacks.insert(0, diagnosis)
-        if args.torch_log_probs:
-            import trl.kernels.chunked_logprob as kernels
-            import trl.trainer.utils as trl_utils
-
-            for module in (kernels, trl_utils):
-                if hasattr(module, "_use_triton"):
-                    module._use_triton = lambda device: False
         report["trainable_parameters"] = sum(p.numel() for p in trainer.model.parameters() if p.requires_grad)
         save()
-        with torch.enable_grad(), torch.autograd.set_detect_anomaly(args.detect_anomaly):
+        log_probs = torch_log_probs() if args.torch_log_probs else contextlib.nullcontext()
+        with torch.enable_grad(), torch.autograd.set_detect_anomaly(args.detect_anomaly), log_probs:
             trainer.train()
     timed = steps[1:] or steps
     report["mean_step_seconds_after_the_first"] = round(sum(s["seconds"] for s in timed) / len(timed), 2)

@@ -135,19 +135,16 @@ def prompt_token_ids(tokenizer) -> list[int]:
     return sorted((set(tokenizer.all_special_ids) | set(tokenizer.get_added_vocab().values())) - {tokenizer.pad_token_id})
 
 
-def fill_zero_matrices(model: torch.nn.Module, std: float, seed: int) -> list[str]:
+def fill_zero_matrices(model: torch.nn.Module, std: float, seed: int) -> None:
     """Draw every weight matrix that the architecture's initialisation left all zero (Gemma3's image projection)."""
     import torch
 
     generator = torch.Generator(device="cpu").manual_seed(seed)
-    filled = []
     with torch.no_grad():
-        for name, parameter in model.named_parameters():
+        for parameter in model.parameters():
             if parameter.dim() == 2 and not bool(parameter.any()):
                 drawn = torch.randn(parameter.shape, generator=generator) * std
                 parameter.copy_(drawn.to(parameter.device, parameter.dtype))
-                filled.append(name)
-    return filled
 
 
 def build_random_real(name: str, out_dir: str | Path, seed: int = 0) -> Path:
