@@ -485,11 +485,12 @@ def test_object_questions_name_an_object_of_their_own_scene():
     assert parse_question(question) is not None
 
 
-@pytest.mark.parametrize("task", ["looked_question", "twin_looked_question"])
+@pytest.mark.parametrize("task", ["looked_question", "twin_looked_question", "placed_looked_question"])
 def test_a_looked_question_first_says_what_its_cell_holds_and_the_audit_runs_only_the_question(task):
-    """The look-then-ask tasks: the reasoning block names a cell (the twin task: every cell holding the same
-    thing) and what the image shows there, the question after it names that very object, and the
-    auditor's cleaning leaves the question alone."""
+    """The look-then-ask tasks: the reasoning block names a cell (the twin and placed tasks: every cell holding
+    the same thing) and what the image shows there, the question after it names that very object, and the
+    auditor's cleaning leaves the question alone. The placed task also asks whether the thing, named in
+    full, is in its cell: a question with one answer even about a thing the scene holds twice."""
     import random
 
     from auditdm_eval.stages.auditor import clean_auditor_text
@@ -497,7 +498,7 @@ def test_a_looked_question_first_says_what_its_cell_holds_and_the_audit_runs_onl
     from auditdm_eval.world import answer, parse_question, sample_scene
     from auditdm_eval.world.language import resolve
 
-    rng, twins = random.Random(1), 0
+    rng, twins, placed, placed_twins = random.Random(1), 0, 0, 0
     for i in range(120):
         scene = sample_scene(5, i)
         text = warm_start.QUESTION_TASKS[task](scene, rng)
@@ -510,9 +511,16 @@ def test_a_looked_question_first_says_what_its_cell_holds_and_the_audit_runs_onl
         named = resolve(query.ref, scene)
         assert named.position in cells and all(warm_start.lookup_answer(scene, cell) == thing for cell in cells)
         holding = [cell for cell in warm_start.GRID if warm_start.lookup_answer(scene, cell) == thing]
-        assert cells == (holding if task == "twin_looked_question" else [named.position])
+        assert cells == ([named.position] if task == "looked_question" else holding)
         twins += len(holding) > 1
+        if query.qtype == "existence":
+            assert task == "placed_looked_question" and answer(query, scene) == "yes"
+            assert query.ref.cell == named.cell and query.ref.words() == f"{named.size} {named.color} {named.shape} in the {named.position}"
+            placed += 1
+            placed_twins += len(holding) > 1
     assert twins > 5, "the pool has things that are not alone"
+    if task == "placed_looked_question":
+        assert 10 < placed < 60 and placed_twins, "one question type of several, asked about things held twice too"
 
 
 def test_a_short_build_trains_validates_and_records_what_it_was_built_with(tmp_path):
@@ -537,7 +545,7 @@ def test_a_short_build_trains_validates_and_records_what_it_was_built_with(tmp_p
 
 
 def test_the_world_recipe_gives_its_auditor_room_to_look_and_then_ask(auditdm_home):
-    """``auditor_world.yaml`` trains the twin-looking warm start, whose questions follow a reasoning block:
+    """``auditor_world.yaml`` trains a looking warm start, whose questions follow a reasoning block:
     at the recipe's completion length its greedy texts end in a question the world understands; cut to the
     24 tokens a plain question needs, the block leaves room for a question's first word and no more."""
     import yaml
@@ -549,7 +557,7 @@ def test_the_world_recipe_gives_its_auditor_room_to_look_and_then_ask(auditdm_ho
     from model_adapters import GenerationRequest, TransformersVLM, resolve
 
     recipe = yaml.safe_load((Path(__file__).resolve().parents[1] / "recipes" / "configs" / "auditor_world.yaml").read_text())
-    assert recipe["auditor"] == "world-auditor-looking-twins"
+    assert recipe["auditor"] == "world-auditor-looking-placed"
     model = TransformersVLM(resolve(recipe["auditor"])[0], batch_size=16)
     images = [draw(sample_scene(7, i)) for i in range(16)]
 

@@ -159,6 +159,13 @@ WARM_STARTS: dict[str, tuple[WarmStartSettings, str]] = {
             " GRPO from it meets 5x, variety and precision on every planted weakness (shipped with the package)"
         ),
     ),
+    "world-auditor-looking-placed": (
+        question_practice("world-auditor-looking-twins", "placed_looked_question", writing_steps=2000, seed=8),
+        (
+            "the twin-looking world auditor taught 2,000 steps more to ask, among its other questions, whether the thing"
+            ' it looked at is in the cell it looked at ("is there a large red circle in the top left?"; shipped with the package)'
+        ),
+    ),
 }
 
 
@@ -217,10 +224,12 @@ def typed_question(scene, rng: random.Random) -> str | None:
     return rng.choice(queries).text()
 
 
-def _object_query(scene, rng: random.Random):
+def _object_query(scene, rng: random.Random, placed: bool = False):
     """An object of ``scene`` uniformly, then a question type about it uniformly, then a query of that type:
-    (the object, the query), or None where no question names an object."""
-    from ..world import query_space
+    (the object, the query), or None where no question names an object. ``placed`` adds one type: whether
+    the object, named in full, is in its cell ("is there a large red circle in the top left?"), a question
+    whose answer is unique even where the scene holds the object twice."""
+    from ..world import Query, Ref, query_space
     from ..world.language import resolve
 
     index = {id(o): i for i, o in enumerate(scene.objects)}
@@ -231,6 +240,10 @@ def _object_query(scene, rng: random.Random):
         found = resolve(query.ref, scene)
         if found is not None:
             by_object.setdefault(index[id(found)], {}).setdefault(query.qtype, []).append(query)
+    if placed:
+        for i, obj in enumerate(scene.objects):
+            named = Ref(size=obj.size, color=obj.color, shape=obj.shape, cell=obj.cell)
+            by_object.setdefault(i, {})["placed_existence"] = [Query("existence", named)]
     if not by_object:
         return None
     chosen = rng.choice(sorted(by_object))
@@ -261,14 +274,21 @@ def twin_looked_question(scene, rng: random.Random) -> str | None:
     return _look_then_ask(scene, rng, every_twin=True)
 
 
+def placed_looked_question(scene, rng: random.Random) -> str | None:
+    """:func:`twin_looked_question` whose question may also ask whether the thing looked at, named in full, is
+    in the cell looked at (``<think> top left: large yellow circle </think> is there a large yellow circle in
+    the top left?``): one more question type about the object, drawn uniformly with the others."""
+    return _look_then_ask(scene, rng, every_twin=True, placed=True)
+
+
 def cells_holding(scene, position: str) -> list[str]:
     """Every cell, in reading order, that holds what ``position`` holds (as :func:`lookup_answer` says it)."""
     seen = lookup_answer(scene, position)
     return [cell for cell in GRID if lookup_answer(scene, cell) == seen]
 
 
-def _look_then_ask(scene, rng: random.Random, every_twin: bool) -> str | None:
-    found = _object_query(scene, rng)
+def _look_then_ask(scene, rng: random.Random, every_twin: bool, placed: bool = False) -> str | None:
+    found = _object_query(scene, rng, placed)
     if found is None:
         return None
     thing, query = found
@@ -279,7 +299,7 @@ def _look_then_ask(scene, rng: random.Random, every_twin: bool) -> str | None:
 # what the auditor writes for its question prompt, by task; "answer" answers a typed question
 QUESTION_TASKS = {
     "question": typed_question, "answer": typed_question, "object_question": object_question, "looked_question": looked_question,
-    "twin_looked_question": twin_looked_question,
+    "twin_looked_question": twin_looked_question, "placed_looked_question": placed_looked_question,
 }
 
 
